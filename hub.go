@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Subscriber limits. A subscriber is cut off once maxQueue events wait for
+// it; with what the kernel holds for it (sendBuffer here, about as much at
+// the peer) that is at most a few thousand events it has not taken.
+const (
+	maxQueue   = 1024             // events that may wait for one subscriber
+	sendBuffer = 32 << 10         // SO_SNDBUF of a subscriber's socket, in bytes
+	writeWait  = 10 * time.Second // the longest one write of waiting events may take
+	pingPeriod = 30 * time.Second // how often a subscriber is pinged to find dead peers
+	pongWait   = 10 * time.Second // how long a ping waits for its pong
+	readLimit  = 512              // the largest message a subscriber may send; it sends none
+)
+
+// A hub fans events out to subscribers. One goroutine owns the set of
+// subscribers; publishing never blocks on a subscriber, and each event is
+// encoded once and shared by every subscriber's queue.
+type hub struct {
+	report   func() []byte  // encodes a report event of the store as it is now
+	interval time.Duration  // how often every subscriber gets a report; 0 never
+	maxQueue int            // events that may wait for one subscriber; maxQueue by default
+	log      *slog.Logger   // where connects, disconnects and drops are logged
+	conns    sync.WaitGroup // connections being served
+
+	joins  chan *subscriber
+	leaves chan *subscriber
+	events chan []byte
+	done   chan struct{} // closed when run has returned
+}
+
+func newHub(report func() []byte, interval time.Duration, log *slog.Logger) *hub {
+	return &hub{
+		report:   report,
+		interval: interval,
+		maxQueue: maxQueue,
+		log:      log,
+		joins:    make(chan *subscriber),
+		leaves:   make(chan *subscriber),
+		events:   make(chan []byte, maxBatch),
+		done:     make(chan struct{}),
+	}
+}
+
+// run delivers events until ctx ends, then tells every subscriber that the
+// server is going away.
+func (h *hub) run(ctx context.Context) {
+	defer close(h.done)
+	subs := make(map[*subscriber]struct{})
+	var tick <-chan time.Time
+	if h.interval > 0 {
+		t := time.NewTicker(h.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case s := <-h.joins:
+			subs[s] = struct{}{}
+			h.send(subs, s, h.report())
+		case s := <-h.leaves:
+			delete(subs, s)
+		case msg := <-h.events:
+			h.sendAll(subs, msg)
+		case <-tick:
+			if len(subs) > 0 {
+				h.sendAll(subs, h.report())
+			}
+		case <-ctx.Done():
+			for s := range subs {
+				s.drop(websocket.StatusGoingAway, "the server is shutting down")
+			}
+			return
+		}
+	}
+}
+
+func (h *hub) sendAll(subs map[*subscriber]struct{}, msg []byte) {
+	for s := range subs {
+		h.send(subs, s, msg)
+	}
+}
+
+// send queues msg for s, or drops s if too many events wait for it already.
+func (h *hub) send(subs map[*subscriber]struct{}, s *subscriber, msg []byte) {
+	if s.push(msg, h.maxQueue) {
+		return
+	}
+	delete(subs, s)
+	s.drop(websocket.StatusPolicyViolation, fmt.Sprintf("too slow: %d events were waiting", h.maxQueue))
+	h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", h.maxQueue)
+}
+
+// publish sends an encoded event to every subscriber, in the order of the
+// calls. It returns at once unless the hub is behind by maxBatch events.
+func (h *hub) publish(msg []byte) {
+	select {
+	case h.events <- msg:
+	case <-h.done:
+	}
+}
+
+// A subscriber is one WebSocket connection's queue of events.
+type subscriber struct {
+	remote string        // the peer's address, for logs
+	wake   chan struct{} // signalled when the queue or closed changes
+
+	mu     sync.Mutex
+	queue  [][]byte
+	closed bool // the hub has dropped the subscriber
+	code   websocket.StatusCode
+	reason string
+}
+
+func newSubscriber(remote string) *subscriber {
+	return &subscriber{remote: remote, wake: make(chan struct{}, 1)}
+}
+
+// push queues msg unless limit events are waiting already.
+func (s *subscriber) push(msg []byte, limit int) bool {
+	s.mu.Lock()
+	ok := len(s.queue) < limit
+	if ok {
+		s.queue = append(s.queue, msg)
+	}
+	s.mu.Unlock()
+	s.signal()
+	return ok
+}
+
+// drop tells the subscriber's writer to close the connection with code.
+func (s *subscriber) drop(code websocket.StatusCode, reason string) {
+	s.mu.Lock()
+	s.closed, s.code, s.reason = true, code, reason
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *subscriber) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take swaps the waiting events for spare, which the caller has written.
+func (s *subscriber) take(spare [][]byte) (events [][]byte, closed bool) {
+	clear(spare)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	events, s.queue = s.queue, spare[:0]
+	return events, s.closed
+}
+
+// serve writes events to c until the peer leaves, a write fails or the hub
+// drops the subscriber. It runs on the handler's goroutine; c.CloseRead runs
+// the only other one, which answers pings and notices the peer's close.
+func (h *hub) serve(c *websocket.Conn, remote string) {
+	s := newSubscriber(remote)
+	select {
+	case h.joins <- s:
+	case <-h.done:
+		c.Close(websocket.StatusGoingAway, "the server is shutting down")
+		return
+	}
+	h.log.Info("subscriber connected", "remote", remote)
+	err := s.writeLoop(c)
+	select {
+	case h.leaves <- s:
+	case <-h.done:
+	}
+	h.log.Info("subscriber disconnected", "remote", remote, "reason", err)
+}
+
+func (s *subscriber) writeLoop(c *websocket.Conn) error {
+	defer c.CloseNow()
+	ctx := c.CloseRead(context.Background())
+	ping := time.NewTicker(pingPeriod)
+	defer ping.Stop()
+	var events [][]byte
+	for {
+		select {
+		case <-s.wake:
+			var closed bool
+			events, closed = s.take(events)
+			if err := writeEvents(ctx, c, events); err != nil {
+				return err
+			}
+			if closed {
+				return c.Close(s.code, s.reason)
+			}
+		case <-ping.C:
+			if err := pingPeer(ctx, c); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("the peer left: %w", context.Cause(ctx))
+		}
+	}
+}
+
+func writeEvents(ctx context.Context, c *websocket.Conn, events [][]byte) error {
+	if len(events) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, writeWait)
+	defer cancel()
+	for _, msg := range events {
+		if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func pingPeer(ctx context.Context, c *websocket.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, pongWait)
+	defer cancel()
+	return c.Ping(ctx)
+}
+
+// handleSubscribe upgrades a request to a WebSocket that receives every
+// event. It answers a request that is not a WebSocket handshake with a JSON
+// error, as every endpoint does.
+func handleSubscribe(h *hub, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := checkHandshake(w, r); err != nil {
+			writeError(w, err)
+			return
+		}
+		// The server's read and write timeouts are for requests; they
+		// would cut the long-lived connection that this becomes.
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Time{})
+		rc.SetWriteDeadline(time.Time{})
+		boundSendBuffer(r.Context())
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+			InsecureSkipVerify: true, // checkOrigin has run, and answers in JSON
+		})
+		if err != nil {
+			log.Warn("WebSocket handshake failed", "remote", r.RemoteAddr, "err", err)
+			return
+		}
+		c.SetReadLimit(readLimit)
+		h.conns.Add(1)
+		defer h.conns.Done()
+		h.serve(c, r.RemoteAddr)
+	}
+}
+
+// checkHandshake checks what websocket.Accept checks, so that the caller
+// gets a JSON error that says what to change.
+func checkHandshake(w http.ResponseWriter, r *http.Request) error {
+	upgrade := func() error {
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Connection", "Upgrade")
+		return errorf(http.StatusUpgradeRequired,
+			"%s is a WebSocket endpoint: connect with a WebSocket client, for example websocat ws://HOST/sockets/beers", r.URL.Path)
+	}
+	switch {
+	case !headerHas(r.Header, "Connection", "upgrade"), !headerHas(r.Header, "Upgrade", "websocket"):
+		return upgrade()
+	case !r.ProtoAtLeast(1, 1):
+		return upgrade()
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		return errorf(http.StatusBadRequest, "Sec-WebSocket-Version must be 13, not %q", r.Header.Get("Sec-WebSocket-Version"))
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return errorf(http.StatusBadRequest, "send exactly one Sec-WebSocket-Key header, not %d", len(keys))
+	}
+	if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(k) != 16 {
+		return errorf(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64, not %q", keys[0])
+	}
+	return nil
+}
+
+// headerHas reports whether a comma-separated header lists token, ignoring case.
+func headerHas(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+type connKey struct{}
+
+// connContext keeps each connection in its requests' context, so that a
+// subscription can bound its socket's send buffer. It is the server's
+// ConnContext.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// boundSendBuffer keeps the kernel from buffering megabytes for a peer
+// that stopped reading (loopback sockets grow their buffers on their own),
+// so that a stalled subscriber fills its queue and is dropped soon.
+func boundSendBuffer(ctx context.Context) {
+	if c, ok := ctx.Value(connKey{}).(*net.TCPConn); ok {
+		c.SetWriteBuffer(sendBuffer)
+	}
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func TestEveryClientGetsEveryEventInOrder(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	const clients, pours = 20, 100
+	subs := make([]*subscription, clients)
+	for i := range subs {
+		subs[i] = ts.subscribe(t)
+	}
+	var want []event
+	for i := range pours {
+		b := ts.pour(t, i%4+1, float64(100+i*9))
+		want = append(want, event{Event: "pour", Beer: &b})
+	}
+	do(t, "DELETE", ts.url+"/api/beers/7", "")
+	want = append(want, event{Event: "deleted", ID: 7})
+
+	var wg sync.WaitGroup
+	for i, s := range subs {
+		wg.Go(func() {
+			for k, w := range want {
+				got, err := s.read(10 * time.Second)
+				if err != nil {
+					t.Errorf("client %d, event %d: %v", i, k, err)
+					return
+				}
+				if fmt.Sprint(got.Event, *orZero(got.Beer), got.ID) != fmt.Sprint(w.Event, *orZero(w.Beer), w.ID) {
+					t.Errorf("client %d, event %d = %+v; want %+v", i, k, got, w)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func orZero(b *apiBeer) *apiBeer {
+	if b == nil {
+		return &apiBeer{}
+	}
+	return b
+}
+
+func TestSlowSubscriberIsDroppedAndOthersGetEverything(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	stalled := ts.dial(t) // never reads until the end
+	reader := ts.subscribe(t)
+	const pours = 6000
+
+	got := make(chan int, 1)
+	go func() {
+		n := 0
+		for ; n < pours; n++ {
+			e, err := reader.read(30 * time.Second)
+			if err != nil || e.Event != "pour" || e.Beer.ID != int64(n+1) {
+				t.Errorf("reader's event %d = %+v, %v; want pour %d", n, e, err, n+1)
+				break
+			}
+		}
+		got <- n
+	}()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < pours; i += 8 {
+				r := do(t, "POST", ts.url+"/api/beers", `{"tapId":1,"volume":500}`)
+				if r.status != 201 {
+					t.Errorf("POST = %d %s", r.status, r.body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// The posts may finish before the reader has read them all, in any
+	// order; wait for the reader, then check the pours were received in order.
+	if n := <-got; n != pours {
+		t.Fatalf("the reading subscriber got %d of %d pours", n, pours)
+	}
+	if !strings.Contains(ts.logs.String(), "dropped a subscriber that stopped reading") {
+		t.Errorf("the server did not log that it dropped the stalled subscriber")
+	}
+	// The stalled subscriber now reads what reached it, then the close.
+	n := 0
+	var err error
+	for ; ; n++ {
+		if _, err = stalled.read(10 * time.Second); err != nil {
+			break
+		}
+	}
+	if n >= 5000 {
+		t.Errorf("the stalled subscriber took %d events before it was cut off; want fewer than 5000", n)
+	}
+	if code := websocket.CloseStatus(err); code != websocket.StatusPolicyViolation {
+		t.Errorf("the stalled subscriber's connection ended with %v (code %d); want close code 1008", err, code)
+	}
+}
+
+func TestReportOnConnectAndOnTheTick(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "REPORT_INTERVAL=100ms")
+	ts.pour(t, 1, 500)
+	s := ts.dial(t)
+	first := s.next()
+	if first.Event != "report" || first.Report.Total != 1 || first.Report.Taps["1"].Share != 100 {
+		t.Fatalf("first event = %+v (report %+v); want a report of the pour", first, first.Report)
+	}
+	b := ts.pour(t, 2, 900)
+	deadline := time.Now().Add(5 * time.Second)
+	sawPour := false
+	for time.Now().Before(deadline) {
+		e := s.next()
+		switch {
+		case e.Event == "pour" && e.Beer.ID == b.ID:
+			sawPour = true
+		case e.Event == "report" && e.Report.Total == 2:
+			if !sawPour {
+				t.Errorf("a report counting pour %d came before its pour event", b.ID)
+			}
+			if e.Report.Types["stein"] != 1 || e.Report.Taps["2"].Share != 50 {
+				t.Errorf("report = %+v; want one stein and tap 2 at 50%%", e.Report)
+			}
+			return
+		}
+	}
+	t.Fatalf("no report counting both pours within 5s")
+}
+
+func TestNoPeriodicReportWhenIntervalIsZero(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "REPORT_INTERVAL=0")
+	s := ts.subscribe(t)
+	if e, err := s.read(300 * time.Millisecond); err == nil {
+		t.Errorf("got %+v with REPORT_INTERVAL=0; want no event", e)
+	}
+}
+
+func TestShutdownClosesSubscribersWithGoingAway(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	subs := []*subscription{ts.subscribe(t), ts.subscribe(t), ts.subscribe(t)}
+	var wg sync.WaitGroup
+	for i, s := range subs {
+		wg.Go(func() {
+			_, err := s.read(10 * time.Second)
+			if code := websocket.CloseStatus(err); code != websocket.StatusGoingAway {
+				t.Errorf("subscriber %d: read during shutdown = %v; want close code 1001", i, err)
+			}
+		})
+	}
+	start := time.Now()
+	ts.stop()
+	wg.Wait()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("shutdown with 3 subscribers took %v; want well under the 10s wait", d)
+	}
+}
+
+func TestSubscriberChurnLeavesNoGoroutines(t *testing.T) {
+	// Not parallel: it counts the goroutines of the whole test process.
+	before := runtime.NumGoroutine()
+	ts := startServer(t)
+	do(t, "GET", ts.url+"/healthz", "") // the server is serving
+	time.Sleep(100 * time.Millisecond)
+	base := runtime.NumGoroutine()
+	ctx := context.Background()
+	u := "ws" + strings.TrimPrefix(ts.url, "http") + "/sockets/beers"
+	for i := range 500 {
+		c, _, err := websocket.Dial(ctx, u, nil)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		if i%2 == 0 {
+			c.Close(websocket.StatusNormalClosure, "")
+		} else {
+			c.CloseNow() // a peer that vanishes without a close frame
+		}
+	}
+	settledGoroutines(t, base, 5*time.Second)
+	ts.stop()
+	settledGoroutines(t, before, 5*time.Second)
+}
+
+// settledGoroutines waits up to wait for the goroutine count to fall to
+// at most limit, and returns it.
+func settledGoroutines(t *testing.T, limit int, wait time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= limit {
+			return n
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines; want at most %d. Stacks:\n%s", n, limit, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSubscriberSendingDataIsClosed(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	s := ts.subscribe(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.conn.Write(ctx, websocket.MessageText, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.read(5 * time.Second)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation {
+		t.Errorf("read after sending data = %v; want close code 1008", err)
+	}
+}

@@ -1,0 +1,211 @@
+// Altair is the tap server: beer taps report every pour to it, it works out
+// the glass from the volume, keeps the pours in a journal, serves them over
+// a REST API and pushes every pour and a periodic report to every
+// subscriber over WebSocket.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "altair:", err)
+		os.Exit(1)
+	}
+}
+
+// shutdownWait bounds how long in-flight requests may take to finish, and
+// then how long subscribers may take to close, once the server is stopping.
+const shutdownWait = 10 * time.Second
+
+// config is the server's settings, read from the environment.
+type config struct {
+	host           string        // HOST: the interface to listen on; all by default
+	port           int           // PORT: 8338 by default
+	reportInterval time.Duration // REPORT_INTERVAL: 10s by default; 0 sends no periodic report
+	logFormat      string        // LOG_FORMAT: text (default) or json
+	dataFile       string        // DATA_FILE: beers.jsonl by default; :memory: keeps nothing
+	allowedOrigins []string      // ALLOWED_ORIGINS: other web origins that may subscribe and write
+}
+
+func loadConfig(getenv func(string) string) (config, error) {
+	cfg := config{host: getenv("HOST"), port: 8338, reportInterval: 10 * time.Second,
+		logFormat: "text", dataFile: "beers.jsonl"}
+	var errs []error
+	if v := getenv("PORT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 0 || p > 65535 {
+			errs = append(errs, fmt.Errorf("PORT=%q: use a port number from 0 to 65535", v))
+		}
+		cfg.port = p
+	}
+	if v := getenv("REPORT_INTERVAL"); v != "" {
+		d, err := parseInterval(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REPORT_INTERVAL=%q: use a duration like 10s or 1m, or 0 for no periodic report", v))
+		}
+		cfg.reportInterval = d
+	}
+	if v := getenv("LOG_FORMAT"); v != "" {
+		if v != "text" && v != "json" {
+			errs = append(errs, fmt.Errorf("LOG_FORMAT=%q: use text or json", v))
+		}
+		cfg.logFormat = v
+	}
+	if v := getenv("DATA_FILE"); v != "" {
+		cfg.dataFile = v
+	}
+	for _, p := range strings.Split(getenv("ALLOWED_ORIGINS"), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("ALLOWED_ORIGINS: %q is not a valid pattern: %w", p, err))
+		}
+		cfg.allowedOrigins = append(cfg.allowedOrigins, p)
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// parseInterval reads a Go duration; a bare number is seconds.
+func parseInterval(v string) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 && n < 1e9 {
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err == nil && d < 0 {
+		err = errors.New("negative")
+	}
+	return d, err
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// run is the whole server: it serves until ctx ends, then shuts down
+// gracefully. Tests run it in-process with their own getenv.
+func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.logFormat, stderr)
+	s := newStore()
+	h := newHub(reportEvent(s), cfg.reportInterval, log)
+	j := newJournal(cfg.dataFile, s, h.publish, log)
+	if err := j.open(); err != nil {
+		return err
+	}
+	defer j.close()
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHub()
+	go h.run(hubCtx)
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port)))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           newHandler(log, cfg, s, j, h),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ConnContext:       connContext,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.dataFile, "pours", len(s.pours.all))
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdown(ctx, log, srv, h, stopHub)
+	j.close()
+	log.Info("stopped")
+	return nil
+}
+
+// shutdown lets in-flight requests finish, then closes every subscriber
+// with 1001. The journal is closed after it by run.
+func shutdown(ctx context.Context, log *slog.Logger, srv *http.Server, h *hub, stopHub func()) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("requests still running after the shutdown wait; closing them", "err", err)
+		srv.Close()
+	}
+	stopHub()
+	<-h.done
+	closed := make(chan struct{})
+	go func() { h.conns.Wait(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(shutdownWait):
+		log.Warn("subscribers still open after the shutdown wait")
+	}
+}
+
+// newHandler lists every route.
+func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/beers", handleCreateBeer(j))
+	mux.Handle("GET /api/beers", handleListBeers(s))
+	mux.Handle("GET /api/beers/{id}", handleGetBeer(s))
+	mux.Handle("DELETE /api/beers/{id}", handleDeleteBeer(j))
+	mux.Handle("GET /api/report", handleReport(s))
+	mux.Handle("GET /healthz", handleHealth(j))
+	mux.Handle("GET /sockets/beers", handleSubscribe(h, log))
+	return logRequests(log, recoverPanics(log, checkOrigin(cfg.allowedOrigins, routeErrors(mux))))
+}
+
+// handleHealth answers 200 while the server can store pours, and 503 once
+// its journal cannot be written, so that a supervisor restarts it.
+func handleHealth(j *journal) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := j.failure(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "failing", "message": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}
+}
+
+// reportEvent returns a function that encodes a report event of s.
+func reportEvent(s *store) func() []byte {
+	return func() []byte {
+		body, err := json.Marshal(struct {
+			Event  string `json:"event"`
+			Report report `json:"report"`
+		}{"report", s.report()})
+		if err != nil {
+			panic(err) // a report is numbers and strings only
+		}
+		return body
+	}
+}

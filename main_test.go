@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// A testServer is the real program, started by run on a loopback port.
+type testServer struct {
+	url  string      // http://127.0.0.1:PORT
+	logs *logCapture // everything it logged
+	stop func()      // stops it and waits for run to return
+}
+
+// startServer runs the server in-process with env (KEY=value pairs) on top
+// of settings for tests: loopback, a free port, no journal file, no
+// periodic report and JSON logs.
+func startServer(t *testing.T, env ...string) *testServer {
+	t.Helper()
+	vars := map[string]string{"HOST": "127.0.0.1", "PORT": "0", "DATA_FILE": memoryOnly,
+		"REPORT_INTERVAL": "0", "LOG_FORMAT": "json"}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	logs := newLogCapture()
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan error, 1)
+	go func() { exited <- run(ctx, func(k string) string { return vars[k] }, logs) }()
+	ts := &testServer{logs: logs}
+	select {
+	case addr := <-logs.listening:
+		ts.url = "http://" + addr
+	case err := <-exited:
+		cancel()
+		t.Fatalf("run returned before listening: %v\nlogs:\n%s", err, logs)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatalf("server did not start listening within 10s; logs:\n%s", logs)
+	}
+	var once sync.Once
+	ts.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Errorf("run returned %v; want nil", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("run did not return within 30s of being stopped")
+			}
+		})
+	}
+	t.Cleanup(func() {
+		ts.stop()
+		if t.Failed() {
+			t.Logf("server logs:\n%s", logs)
+		}
+	})
+	return ts
+}
+
+// logCapture keeps a server's log lines and reports the address it listens on.
+type logCapture struct {
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	listening chan string
+}
+
+func newLogCapture() *logCapture { return &logCapture{listening: make(chan string, 1)} }
+
+func (l *logCapture) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range bytes.Split(bytes.TrimSpace(p), []byte("\n")) {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
+			l.listening <- rec.Addr
+		}
+	}
+	return l.buf.Write(p)
+}
+
+func (l *logCapture) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// response is an answer read whole.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends a request and reads the answer; header is name, value pairs.
+func do(t *testing.T, method, url, body string, header ...string) response {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, url, err)
+	}
+	return response{resp.StatusCode, resp.Header, b}
+}
+
+// apiBeer is a beer as a client decodes it.
+type apiBeer struct {
+	ID        int64   `json:"id"`
+	TapID     int64   `json:"tapId"`
+	Volume    float64 `json:"volume"`
+	Type      string  `json:"type"`
+	Timestamp string  `json:"timestamp"`
+	PourID    string  `json:"pourId"`
+}
+
+type beerBody struct {
+	Beer apiBeer `json:"beer"`
+}
+
+type listBody struct {
+	Beers    []apiBeer `json:"beers"`
+	Page     int       `json:"page"`
+	PageSize int       `json:"pageSize"`
+	Total    int       `json:"total"`
+}
+
+type errorBody struct {
+	Status  int    `json:"status"`
+	Message string `json:"message"`
+}
+
+// decode decodes a JSON answer strictly into v.
+func decode(t *testing.T, r response, v any) {
+	t.Helper()
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type = %q; want application/json (body %s)", ct, r.body)
+	}
+	dec := json.NewDecoder(bytes.NewReader(r.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("decoding %s: %v", r.body, err)
+	}
+}
+
+// pour posts a pour and returns the stored beer, failing unless it is 201.
+func (ts *testServer) pour(t *testing.T, tap int, volume float64) apiBeer {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"tapId": tap, "volume": volume})
+	r := do(t, "POST", ts.url+"/api/beers", string(body))
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST %s = %d %s; want 201", body, r.status, r.body)
+	}
+	var b beerBody
+	decode(t, r, &b)
+	return b.Beer
+}
+
+// list answers GET /api/beers with query, failing unless it is 200.
+func (ts *testServer) list(t *testing.T, query string) listBody {
+	t.Helper()
+	r := do(t, "GET", ts.url+"/api/beers"+query, "")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /api/beers%s = %d %s; want 200", query, r.status, r.body)
+	}
+	var l listBody
+	decode(t, r, &l)
+	return l
+}
+
+// event is a WebSocket event as a client decodes it.
+type event struct {
+	Event  string   `json:"event"`
+	Beer   *apiBeer `json:"beer"`
+	ID     int64    `json:"id"`
+	Report *report  `json:"report"`
+}
+
+// A subscription is a real WebSocket client of /sockets/beers.
+type subscription struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+// subscribe connects to the server's stream and reads the report that
+// every new subscriber gets first.
+func (ts *testServer) subscribe(t *testing.T, header ...string) *subscription {
+	t.Helper()
+	s := ts.dial(t, header...)
+	if e := s.next(); e.Event != "report" || e.Report == nil {
+		t.Fatalf("first event = %+v; want a report", e)
+	}
+	return s
+}
+
+// dial connects to the server's stream without reading anything.
+func (ts *testServer) dial(t *testing.T, header ...string) *subscription {
+	t.Helper()
+	h := make(http.Header)
+	for i := 0; i+1 < len(header); i += 2 {
+		h.Set(header[i], header[i+1])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"/sockets/beers",
+		&websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.SetReadLimit(1 << 20)
+	t.Cleanup(func() { c.CloseNow() })
+	return &subscription{t: t, conn: c}
+}
+
+// next reads the next event, failing after 10 s.
+func (s *subscription) next() event {
+	s.t.Helper()
+	e, err := s.read(10 * time.Second)
+	if err != nil {
+		s.t.Fatalf("reading the next event: %v", err)
+	}
+	return e
+}
+
+func (s *subscription) read(timeout time.Duration) (event, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	typ, msg, err := s.conn.Read(ctx)
+	if err != nil {
+		return event{}, err
+	}
+	var e event
+	if typ != websocket.MessageText {
+		return e, errors.New("got a binary message; want text")
+	}
+	dec := json.NewDecoder(bytes.NewReader(msg))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+// nextPour reads the next event and fails unless it is the pour of want.
+func (s *subscription) nextPour(want apiBeer) {
+	s.t.Helper()
+	if e := s.next(); e.Event != "pour" || e.Beer == nil || *e.Beer != want {
+		s.t.Fatalf("event = %+v (beer %+v); want the pour %+v", e, e.Beer, want)
+	}
+}
