@@ -19,7 +19,8 @@ import (
 type testServer struct {
 	url  string      // http://127.0.0.1:PORT
 	logs *logCapture // everything it logged
-	stop func()      // stops it and waits for run to return
+	stop func()      // stops it and waits for it to end
+	proc *process    // the process, when it runs as one
 }
 
 // startServer runs the server in-process with env (KEY=value pairs) on top

@@ -1,0 +1,86 @@
+// The tap simulator plays one beer tap's flow meter: it pours a random
+// volume every few seconds and delivers each pour to the server exactly
+// once, keeping pours in an outbox while the server is unreachable. It also
+// subscribes to the server's events and logs them in words.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "tap:", err)
+		os.Exit(1)
+	}
+}
+
+// config is the simulator's settings, read from the environment.
+type config struct {
+	addr     string        // INET_ADDR: the server's host:port; localhost:8338 by default
+	tap      int64         // TAP_ID: this tap's id; 1 by default
+	interval time.Duration // POUR_INTERVAL: the mean time between pours, jittered; 3s by default
+	token    string        // TAP_TOKEN: sent as a bearer token when set
+	outbox   int           // OUTBOX_SIZE: pours kept while the server is unreachable; 1000 by default
+}
+
+func loadConfig(getenv func(string) string) (config, error) {
+	cfg := config{addr: "localhost:8338", tap: 1, interval: 3 * time.Second, outbox: 1000,
+		token: getenv("TAP_TOKEN")}
+	var errs []error
+	if v := getenv("INET_ADDR"); v != "" {
+		cfg.addr = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(v, "http://"), "ws://"), "/")
+	}
+	if v := getenv("TAP_ID"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("TAP_ID=%q: use a whole number from 1", v))
+		}
+		cfg.tap = n
+	}
+	if v := getenv("POUR_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("POUR_INTERVAL=%q: use a duration like 3s or 500ms", v))
+		}
+		cfg.interval = d
+	}
+	if v := getenv("OUTBOX_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("OUTBOX_SIZE=%q: use a whole number from 1", v))
+		}
+		cfg.outbox = n
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// run pours, delivers and watches until ctx ends.
+func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log.Info("tap starting", "server", cfg.addr, "tap", cfg.tap, "interval", cfg.interval)
+	t := newTap(cfg, log)
+	done := make(chan struct{})
+	go func() { watch(ctx, cfg, log); close(done) }()
+	go t.deliver(ctx)
+	t.pour(ctx)
+	<-done
+	log.Info("tap stopped", "poured", t.seq, "undelivered", t.outbox.len())
+	return nil
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// watch subscribes to the server's events and logs each in words until ctx
+// ends, reconnecting with backoff whenever the connection is lost.
+func watch(ctx context.Context, cfg config, log *slog.Logger) {
+	var b backoff
+	for {
+		connected, err := subscribe(ctx, cfg, log)
+		if ctx.Err() != nil {
+			return
+		}
+		if connected {
+			b.reset()
+		}
+		d := b.next()
+		log.Warn("not subscribed to the server; trying again", "in", d, "err", err)
+		if !sleep(ctx, d) {
+			return
+		}
+	}
+}
+
+// subscribe reads events until the connection ends; connected tells
+// whether it got as far as the first one.
+func subscribe(ctx context.Context, cfg config, log *slog.Logger) (connected bool, err error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	h := make(http.Header)
+	if cfg.token != "" {
+		h.Set("Authorization", "Bearer "+cfg.token)
+	}
+	c, _, err := websocket.Dial(dctx, "ws://"+cfg.addr+"/sockets/beers", &websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		return false, err
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	log.Info("subscribed to the server's events", "server", cfg.addr)
+	for {
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			return true, err
+		}
+		log.Info(describe(msg))
+	}
+}
+
+// An event is one message of the server's stream.
+type event struct {
+	Event  string `json:"event"`
+	Beer   *beer  `json:"beer"`
+	ID     int64  `json:"id"`
+	Report *struct {
+		Total  int     `json:"total"`
+		Volume float64 `json:"volume"`
+		Taps   map[string]struct {
+			Share float64 `json:"share"`
+		} `json:"taps"`
+		Types map[string]int `json:"types"`
+	} `json:"report"`
+}
+
+type beer struct {
+	ID     int64   `json:"id"`
+	TapID  int64   `json:"tapId"`
+	Volume float64 `json:"volume"`
+	Type   string  `json:"type"`
+}
+
+// describe puts an event in words.
+func describe(msg []byte) string {
+	var e event
+	if err := json.Unmarshal(msg, &e); err != nil {
+		return fmt.Sprintf("unreadable event %q: %v", msg, err)
+	}
+	switch {
+	case e.Event == "pour" && e.Beer != nil:
+		b := e.Beer
+		return fmt.Sprintf("tap %d poured a %s of %g ml (id %d)", b.TapID, b.Type, b.Volume, b.ID)
+	case e.Event == "deleted":
+		return fmt.Sprintf("pour %d was deleted", e.ID)
+	case e.Event == "report" && e.Report != nil:
+		r := e.Report
+		var taps []string
+		ids := slices.SortedFunc(maps.Keys(r.Taps), func(a, b string) int {
+			return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b)) // numerically
+		})
+		for _, id := range ids {
+			taps = append(taps, fmt.Sprintf("tap %s %g%%", id, r.Taps[id].Share))
+		}
+		return fmt.Sprintf("report: %d beers, %.1f l (half %d, pint %d, stein %d); shares: %s",
+			r.Total, r.Volume/1000, r.Types["half"], r.Types["pint"], r.Types["stein"], cmp.Or(strings.Join(taps, ", "), "none"))
+	}
+	return fmt.Sprintf("unknown event %s", msg)
+}

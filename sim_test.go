@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSimulator runs the tap simulator as a real process against the
+// server: it pours, hears the events, keeps pouring while the server is
+// down and delivers every pour exactly once when it is back.
+func TestSimulator(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "beers.jsonl")
+	ts := startServer(t, "DATA_FILE="+data)
+	u, _ := url.Parse(ts.url)
+	tap := startProcess(t, buildBinary(t, "./client"), "INET_ADDR="+u.Host, "TAP_ID=5", "POUR_INTERVAL=40ms")
+
+	waitFor(t, 10*time.Second, "3 pours of tap 5", func() bool { return ts.list(t, "?tapId=5").Total >= 3 })
+	waitFor(t, 10*time.Second, "the simulator to log a pour event in words", func() bool {
+		return regexp.MustCompile(`tap 5 poured an? (half|pint|stein) of [0-9.]+ ml \(id \d+\)`).MatchString(tap.out.String())
+	})
+
+	before := ts.list(t, "?tapId=5").Total
+	ts.stop()
+	waitFor(t, 10*time.Second, "the simulator to keep pours while the server is down", func() bool {
+		return strings.Count(tap.out.String(), "could not deliver a pour") >= 2
+	})
+	time.Sleep(500 * time.Millisecond)
+	ts = startServer(t, "DATA_FILE="+data, "PORT="+u.Port())
+	waitFor(t, 20*time.Second, "the simulator to subscribe again", func() bool {
+		return strings.Count(tap.out.String(), "subscribed to the server's events") >= 2
+	})
+	waitFor(t, 20*time.Second, "the backlog to be delivered", func() bool {
+		return ts.list(t, "?tapId=5").Total >= before+20
+	})
+	if err := tap.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("the simulator exited with %v; want 0 on SIGTERM", err)
+	}
+	m := regexp.MustCompile(`tap stopped" poured=(\d+) undelivered=(\d+)`).FindStringSubmatch(tap.out.String())
+	if m == nil {
+		t.Fatalf("the simulator did not log how many pours it made")
+	}
+	poured, _ := strconv.Atoi(m[1])
+	undelivered, _ := strconv.Atoi(m[2])
+
+	l := ts.list(t, "?tapId=5&page_size=1000")
+	if l.Total < poured-undelivered || l.Total > poured {
+		t.Fatalf("the server holds %d pours of tap 5; the simulator made %d and did not deliver %d", l.Total, poured, undelivered)
+	}
+	for i, b := range l.Beers {
+		if want := fmt.Sprintf("-%06d", i+1); !strings.HasSuffix(b.PourID, want) {
+			t.Fatalf("pour %d of tap 5 has pourId %q; want one ending %s: every pour once, in order", i, b.PourID, want)
+		}
+	}
+}
