@@ -153,8 +153,8 @@ func TestJournalCutsATornLastLine(t *testing.T) {
 	t.Parallel()
 	for _, tail := range []string{
 		`{"op":"pour","beer":{"id":4,"tapId":1,"vol`, // cut in the middle
-		"\x00\x00\x00\x00\x00\x00",                     // a block the file system had not filled
-		`{"op":"delete","id":99}` + "\n",               // complete but unreplayable, at the end
+		"\x00\x00\x00\x00\x00\x00",                   // a block the file system had not filled
+		`{"op":"delete","id":99}` + "\n",             // complete but unreplayable, at the end
 	} {
 		t.Run(fmt.Sprintf("%.20q", tail), func(t *testing.T) {
 			t.Parallel()
