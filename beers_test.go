@@ -484,3 +484,13 @@ func FuzzParsePour(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendStampMatchesTimeFormat(t *testing.T) {
+	t.Parallel()
+	for _, ms := range []int64{0, 1, 999, 1000, 1764363845123, 1798761599999, 253402300799999, time.Now().UnixMilli()} {
+		want := time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		if got := string(appendStamp(nil, ms)); got != want {
+			t.Errorf("appendStamp(%d) = %s; want %s", ms, got, want)
+		}
+	}
+}

@@ -67,9 +67,10 @@ type change struct {
 	pour   pourRequest // the pour to store, unless del
 	del    bool        // delete the pour with id
 	id     int64
-	beer   *beer // the pour stored, found again or deleted
-	status int   // 201 stored, 200 stored before, 204 deleted
-	err    error // why the change was refused; status is 0 then
+	beer   *beer  // the pour stored, found again or deleted
+	body   []byte // {"beer":{...}} of a pour stored now, encoded once
+	status int    // 201 stored, 200 stored before, 204 deleted
+	err    error  // why the change was refused; status is 0 then
 	done   chan struct{}
 }
 
@@ -110,11 +111,24 @@ var (
 // pour stores p, or finds the pour that p's tap stored before under the same
 // pourId; created says which.
 func (j *journal) pour(ctx context.Context, p pourRequest) (b *beer, created bool, err error) {
-	c := &change{pour: p, done: make(chan struct{})}
-	if err := j.submit(ctx, c); err != nil {
+	c, err := j.pourBody(ctx, p)
+	if err != nil {
 		return nil, false, err
 	}
 	return c.beer, c.status == http.StatusCreated, nil
+}
+
+// pourBody is pour for the handler: the outcome also holds the answer's
+// body, {"beer":{...}}.
+func (j *journal) pourBody(ctx context.Context, p pourRequest) (*change, error) {
+	c := &change{pour: p, done: make(chan struct{})}
+	if err := j.submit(ctx, c); err != nil {
+		return nil, err
+	}
+	if c.body == nil {
+		c.body = wrapBeer(c.beer)
+	}
+	return c, nil
 }
 
 // remove deletes the pour with the given id; errNotFound if there is none.
@@ -222,7 +236,6 @@ func (j *journal) commit(batch []*change) {
 	for _, c := range batch {
 		if msg := eventFor(c); msg != nil {
 			j.publish(msg)
-			j.logChange(c)
 		}
 		close(c.done)
 	}
@@ -261,8 +274,9 @@ func (j *journal) decidePour(c *change) {
 	if p.pourID != "" {
 		j.pourIDs[key] = b
 	}
-	c.beer, c.status = b, http.StatusCreated
-	j.buf = appendPourRecord(j.buf, "pour", b)
+	c.beer, c.status, c.body = b, http.StatusCreated, wrapBeer(b)
+	j.buf = append(append(j.buf, `{"op":"pour",`...), c.body[1:]...) // {"op":"pour","beer":{...}}
+	j.buf = append(j.buf, '\n')
 }
 
 func (j *journal) decideDelete(c *change) {
@@ -297,20 +311,12 @@ func (j *journal) apply(batch []*change) {
 func eventFor(c *change) []byte {
 	switch c.status {
 	case http.StatusCreated:
-		return append(c.beer.appendJSON([]byte(`{"event":"pour","beer":`)), '}')
+		const head = `{"event":"pour",`
+		return append(append(make([]byte, 0, len(head)+len(c.body)), head...), c.body[1:]...)
 	case http.StatusNoContent:
 		return fmt.Appendf(nil, `{"event":"deleted","id":%d}`, c.beer.id)
 	}
 	return nil
-}
-
-func (j *journal) logChange(c *change) {
-	b := c.beer
-	if c.status == http.StatusNoContent {
-		j.log.Info("deleted", "id", b.id, "tap", b.tap)
-		return
-	}
-	j.log.Info("poured", "id", b.id, "tap", b.tap, "glass", b.glass.String(), "volume", b.volume)
 }
 
 // write appends buf to the journal file and syncs it to disk.

@@ -15,6 +15,22 @@ import (
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	attrs  []slog.Attr // what the handler adds to the log line
+}
+
+// annotate adds attrs to the log line of the request that w answers.
+func annotate(w http.ResponseWriter, attrs ...slog.Attr) {
+	for {
+		switch t := w.(type) {
+		case *statusWriter:
+			t.attrs = append(t.attrs, attrs...)
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return
+		}
+	}
 }
 
 func (w *statusWriter) WriteHeader(status int) {
@@ -34,19 +50,22 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logRequests logs one line per request once it is answered: status,
-// method, path and query (with any token hidden), remote address and
-// duration. A WebSocket's line comes when it closes.
+// method, path and query (with any token hidden), remote address,
+// duration, and what the handler added (the pour stored or deleted). A
+// WebSocket's line comes when it closes.
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		attrs := append([]slog.Attr{
 			slog.Int("status", sw.status),
 			slog.String("method", r.Method),
 			slog.String("path", loggedPath(r.URL)),
 			slog.String("remote", r.RemoteAddr),
-			slog.Duration("duration", time.Since(start)))
+			slog.Duration("duration", time.Since(start)),
+		}, sw.attrs...)
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
 }
 

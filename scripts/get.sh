@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Read one pour: get.sh ID
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+curl -sS "http://$ADDR/api/beers/${1:?usage: $0 ID}"

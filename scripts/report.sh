@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Show the report: report.sh
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+curl -sS "http://$ADDR/api/report"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Check every endpoint of a running server: smoke.sh
+# Starts nothing; exits non-zero on the first wrong status. With auth on,
+# set TOKEN to the admin token.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+base="http://$ADDR"
+failed=0
+
+# expect STATUS METHOD PATH [BODY]: the answer must have STATUS.
+expect() {
+  local want=$1 method=$2 path=$3 body=${4:-}
+  local args=(-sS -o /tmp/smoke.$$ -w '%{http_code}' -X "$method" "${AUTH[@]}")
+  if [ -n "$body" ]; then args+=(-d "$body"); fi
+  local got
+  got=$(curl "${args[@]}" "$base$path") || got="curl failed"
+  if [ "$got" = "$want" ]; then
+    echo "ok   $want $method $path"
+  else
+    echo "FAIL $method $path: got $got, want $want: $(cat /tmp/smoke.$$ 2>/dev/null)"
+    failed=1
+  fi
+}
+
+expect 200 GET /healthz
+expect 201 POST /api/beers '{"tapId":1,"volume":500}'
+id=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' /tmp/smoke.$$)
+expect 200 GET "/api/beers/$id"
+expect 200 GET '/api/beers?page=1&page_size=10&type=pint&tapId=1'
+expect 200 GET /api/report
+expect 204 DELETE "/api/beers/$id"
+expect 404 GET "/api/beers/$id"
+expect 404 DELETE "/api/beers/$id"
+expect 400 GET /api/beers/abc
+expect 400 POST /api/beers '{"tapId":1'
+expect 422 POST /api/beers '{"tapId":1,"volume":50}'
+expect 400 GET '/api/beers?type=jug'
+expect 405 PUT /api/report
+expect 426 GET /sockets/beers
+
+# A WebSocket handshake answers 101; curl then waits until --max-time.
+ws=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 "${AUTH[@]}" \
+  -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
+  -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "$base/sockets/beers" 2>/dev/null || true)
+if [ "$ws" = 101 ]; then echo "ok   101 GET /sockets/beers (WebSocket)"; else echo "FAIL WebSocket handshake: got $ws, want 101"; failed=1; fi
+
+rm -f /tmp/smoke.$$
+exit $failed
