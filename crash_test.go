@@ -56,10 +56,12 @@ func (p pourAttempt) body() string {
 	return fmt.Sprintf(`{"tapId":%d,"volume":%g,"pourId":%q}`, p.tap, p.volume, p.pourID)
 }
 
-// startServerProcess starts the server binary on a free loopback port.
-func startServerProcess(t *testing.T, bin, data string) *testServer {
+// startServerProcess starts the server binary on a free loopback port,
+// or on the port that env sets.
+func startServerProcess(t *testing.T, bin, data string, env ...string) *testServer {
 	t.Helper()
-	p := startProcess(t, bin, "HOST=127.0.0.1", "PORT=0", "DATA_FILE="+data, "LOG_FORMAT=json", "REPORT_INTERVAL=0")
+	env = append([]string{"HOST=127.0.0.1", "PORT=0", "DATA_FILE=" + data, "LOG_FORMAT=json", "REPORT_INTERVAL=0"}, env...)
+	p := startProcess(t, bin, env...)
 	select {
 	case addr := <-p.out.listening:
 		return &testServer{url: "http://" + addr, logs: p.out, stop: func() { p.stop(t, syscall.SIGTERM) }, proc: p}

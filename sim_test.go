@@ -12,13 +12,16 @@ import (
 	"time"
 )
 
-// TestSimulator runs the tap simulator as a real process against the
-// server: it pours, hears the events, keeps pouring while the server is
-// down and delivers every pour exactly once when it is back.
+// TestSimulator runs the tap simulator and the server as real processes:
+// the simulator pours and hears the events; the server is killed under it
+// (so an answer may be lost after a pour was stored), and the simulator
+// keeps pouring while it is down and delivers every pour exactly once when
+// it is back.
 func TestSimulator(t *testing.T) {
 	t.Parallel()
+	server := buildBinary(t, ".")
 	data := filepath.Join(t.TempDir(), "beers.jsonl")
-	ts := startServer(t, "DATA_FILE="+data)
+	ts := startServerProcess(t, server, data)
 	u, _ := url.Parse(ts.url)
 	tap := startProcess(t, buildBinary(t, "./client"), "INET_ADDR="+u.Host, "TAP_ID=5", "POUR_INTERVAL=40ms")
 
@@ -28,12 +31,12 @@ func TestSimulator(t *testing.T) {
 	})
 
 	before := ts.list(t, "?tapId=5").Total
-	ts.stop()
+	ts.proc.stop(t, syscall.SIGKILL)
 	waitFor(t, 10*time.Second, "the simulator to keep pours while the server is down", func() bool {
 		return strings.Count(tap.out.String(), "could not deliver a pour") >= 2
 	})
 	time.Sleep(500 * time.Millisecond)
-	ts = startServer(t, "DATA_FILE="+data, "PORT="+u.Port())
+	ts = startServerProcess(t, server, data, "PORT="+u.Port())
 	waitFor(t, 20*time.Second, "the simulator to subscribe again", func() bool {
 		return strings.Count(tap.out.String(), "subscribed to the server's events") >= 2
 	})

@@ -90,7 +90,10 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil || cfg.addr != "bar:9000" || cfg.tap != 3 || cfg.interval != 250*time.Millisecond || cfg.token != "s3cret" {
 		t.Errorf("loadConfig = %+v, %v", cfg, err)
 	}
-	for _, bad := range [][]string{{"TAP_ID", "0"}, {"TAP_ID", "x"}, {"POUR_INTERVAL", "3"}, {"POUR_INTERVAL", "-1s"}, {"OUTBOX_SIZE", "0"}} {
+	if cfg, err := loadConfig(env("POUR_INTERVAL", "0")); err != nil || cfg.interval != 0 {
+		t.Errorf("POUR_INTERVAL=0 = %+v, %v; want 0, meaning watch only", cfg, err)
+	}
+	for _, bad := range [][]string{{"TAP_ID", "0"}, {"TAP_ID", "x"}, {"POUR_INTERVAL", "3"}, {"POUR_INTERVAL", "-1s"}, {"POUR_INTERVAL", "soon"}, {"OUTBOX_SIZE", "0"}} {
 		if _, err := loadConfig(env(bad...)); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("loadConfig(%s=%s) error = %v; want one naming %s", bad[0], bad[1], err, bad[0])
 		}

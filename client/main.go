@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -31,7 +32,7 @@ func main() {
 type config struct {
 	addr     string        // INET_ADDR: the server's host:port; localhost:8338 by default
 	tap      int64         // TAP_ID: this tap's id; 1 by default
-	interval time.Duration // POUR_INTERVAL: the mean time between pours, jittered; 3s by default
+	interval time.Duration // POUR_INTERVAL: the mean time between pours, jittered; 3s by default; 0 only watches
 	token    string        // TAP_TOKEN: sent as a bearer token when set
 	outbox   int           // OUTBOX_SIZE: pours kept while the server is unreachable; 1000 by default
 }
@@ -52,8 +53,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if v := getenv("POUR_INTERVAL"); v != "" {
 		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("POUR_INTERVAL=%q: use a duration like 3s or 500ms", v))
+		if v == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("POUR_INTERVAL=%q: use a duration like 3s or 500ms, or 0 to only watch", v))
 		}
 		cfg.interval = d
 	}
@@ -75,12 +79,16 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	log.Info("tap starting", "server", cfg.addr, "tap", cfg.tap, "interval", cfg.interval)
+	if cfg.interval == 0 {
+		watch(ctx, cfg, log)
+		return nil
+	}
 	t := newTap(cfg, log)
-	done := make(chan struct{})
-	go func() { watch(ctx, cfg, log); close(done) }()
-	go t.deliver(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { watch(ctx, cfg, log) })
+	wg.Go(func() { t.deliver(ctx) })
 	t.pour(ctx)
-	<-done
+	wg.Wait()
 	log.Info("tap stopped", "poured", t.seq, "undelivered", t.outbox.len())
 	return nil
 }
