@@ -90,9 +90,17 @@ const examplePour = `{"tapId":1,"volume":500}`
 
 // handleCreateBeer stores a pour: 201 and the beer, or 200 and the beer the
 // tap stored before under the same pourId.
-func handleCreateBeer(j *journal) http.HandlerFunc {
+func handleCreateBeer(j *journal, a *auth) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		who, err := a.caller(w, r, false)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
 		p, err := readPour(w, r)
+		if err == nil {
+			err = who.mayPour(p.tap)
+		}
 		if err != nil {
 			writeError(w, err)
 			return
@@ -364,9 +372,16 @@ func handleGetBeer(s *store) http.HandlerFunc {
 }
 
 // handleDeleteBeer deletes one pour: 204, or 404 if there is no such pour.
-func handleDeleteBeer(j *journal) http.HandlerFunc {
+func handleDeleteBeer(j *journal, a *auth) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, err := parseID(r.PathValue("id"))
+		who, err := a.caller(w, r, false)
+		if err == nil {
+			err = who.mayDelete()
+		}
+		var id int64
+		if err == nil {
+			id, err = parseID(r.PathValue("id"))
+		}
 		if err == nil {
 			err = j.remove(r.Context(), id)
 		}

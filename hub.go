@@ -235,9 +235,13 @@ func pingPeer(ctx context.Context, c *websocket.Conn) error {
 // handleSubscribe upgrades a request to a WebSocket that receives every
 // event. It answers a request that is not a WebSocket handshake with a JSON
 // error, as every endpoint does.
-func handleSubscribe(h *hub, log *slog.Logger) http.HandlerFunc {
+func handleSubscribe(h *hub, a *auth, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := checkHandshake(w, r); err != nil {
+		_, err := a.caller(w, r, true)
+		if err == nil {
+			err = checkHandshake(w, r)
+		}
+		if err != nil {
 			writeError(w, err)
 			return
 		}

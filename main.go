@@ -65,6 +65,7 @@ type config struct {
 	logFormat      string        // LOG_FORMAT: text (default) or json
 	dataFile       string        // DATA_FILE: beers.jsonl by default; :memory: keeps nothing
 	allowedOrigins []string      // ALLOWED_ORIGINS: other web origins that may subscribe and write
+	auth           *auth         // ADMIN_TOKEN, TAP_TOKENS, TAP_TOKENS_FILE: off by default
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -103,6 +104,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		cfg.allowedOrigins = append(cfg.allowedOrigins, p)
 	}
+	var err error
+	if cfg.auth, err = loadAuth(getenv); err != nil {
+		errs = append(errs, err)
+	}
 	return cfg, errors.Join(errs...)
 }
 
@@ -133,6 +138,7 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		return err
 	}
 	log := newLogger(cfg.logFormat, stderr)
+	cfg.auth.logMode(log)
 	s := newStore()
 	h := newHub(reportEvent(s), cfg.reportInterval, log)
 	j := newJournal(cfg.dataFile, s, h.publish, log)
@@ -196,13 +202,13 @@ func shutdown(ctx context.Context, log *slog.Logger, srv *http.Server, h *hub, s
 // newHandler lists every route.
 func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /api/beers", handleCreateBeer(j))
+	mux.Handle("POST /api/beers", handleCreateBeer(j, cfg.auth))
 	mux.Handle("GET /api/beers", handleListBeers(s))
 	mux.Handle("GET /api/beers/{id}", handleGetBeer(s))
-	mux.Handle("DELETE /api/beers/{id}", handleDeleteBeer(j))
+	mux.Handle("DELETE /api/beers/{id}", handleDeleteBeer(j, cfg.auth))
 	mux.Handle("GET /api/report", handleReport(s))
 	mux.Handle("GET /healthz", handleHealth(j))
-	mux.Handle("GET /sockets/beers", handleSubscribe(h, log))
+	mux.Handle("GET /sockets/beers", handleSubscribe(h, cfg.auth, log))
 	return logRequests(log, recoverPanics(log, checkOrigin(cfg.allowedOrigins, routeErrors(mux))))
 }
 

@@ -16,14 +16,15 @@ import (
 // the simulator pours and hears the events; the server is killed under it
 // (so an answer may be lost after a pour was stored), and the simulator
 // keeps pouring while it is down and delivers every pour exactly once when
-// it is back.
+// it is back. Authentication is on: the simulator sends its tap's token.
 func TestSimulator(t *testing.T) {
 	t.Parallel()
 	server := buildBinary(t, ".")
 	data := filepath.Join(t.TempDir(), "beers.jsonl")
-	ts := startServerProcess(t, server, data)
+	tokens := "TAP_TOKENS=5:" + tap1Token
+	ts := startServerProcess(t, server, data, tokens)
 	u, _ := url.Parse(ts.url)
-	tap := startProcess(t, buildBinary(t, "./client"), "INET_ADDR="+u.Host, "TAP_ID=5", "POUR_INTERVAL=40ms")
+	tap := startProcess(t, buildBinary(t, "./client"), "INET_ADDR="+u.Host, "TAP_ID=5", "POUR_INTERVAL=40ms", "TAP_TOKEN="+tap1Token)
 
 	waitFor(t, 10*time.Second, "3 pours of tap 5", func() bool { return ts.list(t, "?tapId=5").Total >= 3 })
 	waitFor(t, 10*time.Second, "the simulator to log a pour event in words", func() bool {
@@ -36,7 +37,7 @@ func TestSimulator(t *testing.T) {
 		return strings.Count(tap.out.String(), "could not deliver a pour") >= 2
 	})
 	time.Sleep(500 * time.Millisecond)
-	ts = startServerProcess(t, server, data, "PORT="+u.Port())
+	ts = startServerProcess(t, server, data, tokens, "PORT="+u.Port())
 	waitFor(t, 20*time.Second, "the simulator to subscribe again", func() bool {
 		return strings.Count(tap.out.String(), "subscribed to the server's events") >= 2
 	})

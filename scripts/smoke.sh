@@ -38,6 +38,17 @@ expect 400 GET '/api/beers?type=jug'
 expect 405 PUT /api/report
 expect 426 GET /sockets/beers
 
+if [ -n "${TOKEN:-}" ]; then
+  # With auth on, writes and subscriptions without a token are refused.
+  saved=("${AUTH[@]}")
+  AUTH=()
+  expect 401 POST /api/beers '{"tapId":1,"volume":500}'
+  expect 401 DELETE /api/beers/1
+  expect 401 GET /sockets/beers
+  expect 200 GET /api/report
+  AUTH=("${saved[@]}")
+fi
+
 # A WebSocket handshake answers 101; curl then waits until --max-time.
 ws=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 "${AUTH[@]}" \
   -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \

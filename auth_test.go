@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+const (
+	tap1Token  = "tap-one-9f2c41d7"
+	tap2Token  = "tap-two-77ab90e3"
+	adminToken = "admin-5d1e6b0c"
+)
+
+var protected = []string{"TAP_TOKENS=1:" + tap1Token + ",2:" + tap2Token, "ADMIN_TOKEN=" + adminToken}
+
+// TestAccess checks every caller against every action, in open and in
+// protected mode, with the exact status for each.
+func TestAccess(t *testing.T) {
+	t.Parallel()
+	callers := []struct{ name, token string }{
+		{"no token", ""}, {"wrong token", "not-a-token"}, {"tap 1", tap1Token}, {"tap 2", tap2Token}, {"admin", adminToken},
+	}
+	actions := []string{"POST for tap 1", "POST for tap 2", "DELETE", "GET list", "GET one", "report", "subscribe"}
+	modes := []struct {
+		name string
+		env  []string
+		want map[string][]int // caller -> status per action
+	}{
+		{"open", nil, map[string][]int{
+			"no token":    {201, 201, 204, 200, 200, 200, 101},
+			"wrong token": {201, 201, 204, 200, 200, 200, 101},
+			"tap 1":       {201, 201, 204, 200, 200, 200, 101},
+			"tap 2":       {201, 201, 204, 200, 200, 200, 101},
+			"admin":       {201, 201, 204, 200, 200, 200, 101},
+		}},
+		{"protected", protected, map[string][]int{
+			"no token":    {401, 401, 401, 200, 200, 200, 401},
+			"wrong token": {401, 401, 401, 200, 200, 200, 401},
+			"tap 1":       {201, 403, 403, 200, 200, 200, 101},
+			"tap 2":       {403, 201, 403, 200, 200, 200, 101},
+			"admin":       {201, 201, 204, 200, 200, 200, 101},
+		}},
+	}
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			ts := startServer(t, mode.env...)
+			for _, c := range callers {
+				for i, action := range actions {
+					t.Run(c.name+"/"+action, func(t *testing.T) {
+						want := mode.want[c.name][i]
+						got, r := ts.attempt(t, action, c.token)
+						if got != want {
+							t.Fatalf("status = %d %s; want %d", got, r.body, want)
+						}
+						if want == 401 && action != "subscribe" {
+							checkError(t, r, 401, "token")
+							if h := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(h, "Bearer") {
+								t.Errorf("WWW-Authenticate = %q; want a Bearer challenge", h)
+							}
+						}
+						if want == 403 {
+							checkError(t, r, 403, "token")
+						}
+					})
+				}
+			}
+		})
+	}
+}
+
+// attempt does action with token and returns the status.
+func (ts *testServer) attempt(t *testing.T, action, token string) (int, response) {
+	t.Helper()
+	var auth []string
+	if token != "" {
+		auth = []string{"Authorization", "Bearer " + token}
+	}
+	admin := []string{"Authorization", "Bearer " + adminToken}
+	var r response
+	switch action {
+	case "POST for tap 1", "POST for tap 2":
+		tap := action[len(action)-1:]
+		r = do(t, "POST", ts.url+"/api/beers", `{"tapId":`+tap+`,"volume":500}`, auth...)
+	case "DELETE":
+		victim := do(t, "POST", ts.url+"/api/beers", `{"tapId":3,"volume":500}`, admin...)
+		var b beerBody
+		decode(t, victim, &b)
+		r = do(t, "DELETE", fmt.Sprintf("%s/api/beers/%d", ts.url, b.Beer.ID), "", auth...)
+	case "GET list":
+		r = do(t, "GET", ts.url+"/api/beers", "", auth...)
+	case "GET one":
+		do(t, "POST", ts.url+"/api/beers", `{"tapId":1,"volume":500}`, admin...)
+		r = do(t, "GET", ts.url+"/api/beers/1", "", auth...)
+	case "report":
+		r = do(t, "GET", ts.url+"/api/report", "", auth...)
+	case "subscribe":
+		return ts.dialStatus(t, "", auth...), r
+	}
+	return r.status, r
+}
+
+// dialStatus opens a WebSocket to /sockets/beers with query and header and
+// returns the handshake's status: 101 when it was accepted.
+func (ts *testServer) dialStatus(t *testing.T, query string, header ...string) int {
+	t.Helper()
+	h := make(http.Header)
+	for i := 0; i+1 < len(header); i += 2 {
+		h.Set(header[i], header[i+1])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"/sockets/beers"+query,
+		&websocket.DialOptions{HTTPHeader: h})
+	if err == nil {
+		c.Close(websocket.StatusNormalClosure, "")
+		return http.StatusSwitchingProtocols
+	}
+	if resp == nil {
+		t.Fatalf("dial: %v", err)
+	}
+	return resp.StatusCode
+}
+
+func TestSubscribeWithQueryToken(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, protected...)
+	for _, tt := range []struct {
+		query string
+		want  int
+	}{
+		{"?token=" + tap1Token, 101},
+		{"?token=" + adminToken, 101},
+		{"?token=not-a-token", 401},
+		{"?token=", 401},
+		{"", 401},
+	} {
+		if got := ts.dialStatus(t, tt.query); got != tt.want {
+			t.Errorf("subscribe%s = %d; want %d", tt.query, got, tt.want)
+		}
+	}
+	// With auth on, a plain request gets the 401 before the 426.
+	checkError(t, do(t, "GET", ts.url+"/sockets/beers", ""), 401, "token")
+	checkError(t, do(t, "GET", ts.url+"/sockets/beers?token="+tap2Token, ""), 426, "WebSocket endpoint")
+	// The query token is for the WebSocket only.
+	checkError(t, do(t, "POST", ts.url+"/api/beers?token="+adminToken, `{"tapId":1,"volume":500}`), 401, "token")
+	// No token ever reaches a log line.
+	logs := ts.logs.String()
+	for _, secret := range []string{tap1Token, tap2Token, adminToken} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the logs contain a token:\n%s", logs)
+		}
+	}
+	if !strings.Contains(logs, "token=REDACTED") {
+		t.Errorf("the logs do not show the redacted query:\n%s", logs)
+	}
+}
+
+func TestTapTokensFile(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "taps")
+	os.WriteFile(file, []byte("# tap tokens\n1:"+tap1Token+"\n\n  2 : "+tap2Token+"  \n"), 0o600)
+	ts := startServer(t, "TAP_TOKENS_FILE="+file)
+	if r := do(t, "POST", ts.url+"/api/beers", `{"tapId":2,"volume":500}`, "Authorization", "Bearer "+tap2Token); r.status != 201 {
+		t.Errorf("tap 2 pouring with the file's token = %d %s; want 201", r.status, r.body)
+	}
+	if r := do(t, "POST", ts.url+"/api/beers", `{"tapId":2,"volume":500}`, "Authorization", "bearer "+tap1Token); r.status != 403 {
+		t.Errorf("tap 1 pouring for tap 2 = %d %s; want 403", r.status, r.body)
+	}
+	if !strings.Contains(ts.logs.String(), "ADMIN_TOKEN is not set") {
+		t.Errorf("no warning that nobody can delete without ADMIN_TOKEN")
+	}
+}
+
+func TestOpenModeWarns(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	if !strings.Contains(ts.logs.String(), "authentication is off") {
+		t.Errorf("no start-up warning that writes are unauthenticated:\n%s", ts.logs)
+	}
+}
+
+func TestBadTokenSettingsStopStartUp(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "nope")
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"bad tap id", map[string]string{"TAP_TOKENS": "x:secret-1"}, "TAP_TOKENS entry 1 does not start with a tap id"},
+		{"tap id zero", map[string]string{"TAP_TOKENS": "0:secret-1"}, "does not start with a tap id"},
+		{"no colon", map[string]string{"TAP_TOKENS": "secret-1"}, "does not start with a tap id"},
+		{"empty token", map[string]string{"TAP_TOKENS": "1:secret-1,2:"}, "TAP_TOKENS entry 2: tap 2 has an empty token"},
+		{"same tap twice", map[string]string{"TAP_TOKENS": "1:secret-1,1:secret-2"}, "TAP_TOKENS: tap 1 is given twice"},
+		{"shared token", map[string]string{"TAP_TOKENS": "1:secret-1,2:secret-1"}, "TAP_TOKENS: taps 1 and 2 have the same token"},
+		{"admin is a tap", map[string]string{"TAP_TOKENS": "1:secret-1", "ADMIN_TOKEN": "secret-1"}, "ADMIN_TOKEN is also the token of tap 1 in TAP_TOKENS"},
+		{"both settings", map[string]string{"TAP_TOKENS": "1:secret-1", "TAP_TOKENS_FILE": missing}, "TAP_TOKENS and TAP_TOKENS_FILE are both set"},
+		{"missing file", map[string]string{"TAP_TOKENS_FILE": missing}, "TAP_TOKENS_FILE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.env["PORT"], tt.env["DATA_FILE"] = "0", memoryOnly
+			err := run(context.Background(), func(k string) string { return tt.env[k] }, new(strings.Builder))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("run = %v; want an error containing %q", err, tt.want)
+			}
+			for _, secret := range []string{"secret-1", "secret-2"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("the error %q shows a token", err)
+				}
+			}
+		})
+	}
+}
