@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 )
@@ -112,14 +111,7 @@ func (ts *testServer) attempt(t *testing.T, action, token string) (int, response
 // returns the handshake's status: 101 when it was accepted.
 func (ts *testServer) dialStatus(t *testing.T, query string, header ...string) int {
 	t.Helper()
-	h := make(http.Header)
-	for i := 0; i+1 < len(header); i += 2 {
-		h.Set(header[i], header[i+1])
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"/sockets/beers"+query,
-		&websocket.DialOptions{HTTPHeader: h})
+	c, resp, err := ts.dialWebSocket(query, header...)
 	if err == nil {
 		c.Close(websocket.StatusNormalClosure, "")
 		return http.StatusSwitchingProtocols

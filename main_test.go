@@ -124,9 +124,7 @@ func do(t *testing.T, method, url, body string, header ...string) response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
+	req.Header = headerOf(header)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -231,20 +229,31 @@ func (ts *testServer) subscribe(t *testing.T, header ...string) *subscription {
 // dial connects to the server's stream without reading anything.
 func (ts *testServer) dial(t *testing.T, header ...string) *subscription {
 	t.Helper()
-	h := make(http.Header)
-	for i := 0; i+1 < len(header); i += 2 {
-		h.Set(header[i], header[i+1])
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"/sockets/beers",
-		&websocket.DialOptions{HTTPHeader: h})
+	c, _, err := ts.dialWebSocket("", header...)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
 	c.SetReadLimit(1 << 20)
 	t.Cleanup(func() { c.CloseNow() })
 	return &subscription{t: t, conn: c}
+}
+
+// dialWebSocket opens /sockets/beers with query and header (name, value
+// pairs), waiting up to 10 s.
+func (ts *testServer) dialWebSocket(query string, header ...string) (*websocket.Conn, *http.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"/sockets/beers"+query,
+		&websocket.DialOptions{HTTPHeader: headerOf(header)})
+}
+
+// headerOf makes a header of name, value pairs.
+func headerOf(pairs []string) http.Header {
+	h := make(http.Header)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		h.Set(pairs[i], pairs[i+1])
+	}
+	return h
 }
 
 // next reads the next event, failing after 10 s.
