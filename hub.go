@@ -29,20 +29,34 @@ const (
 // A hub fans events out to subscribers. One goroutine owns the set of
 // subscribers; publishing never blocks on a subscriber, and each event is
 // encoded once and shared by every subscriber's queue.
+//
+// Every subscriber's stream is consistent: a report counts exactly the
+// changes whose events came before it in that stream. Changes are numbered
+// in the order they were applied to the store (seq); a new subscriber's
+// first report is taken at some seq and the events up to it are not sent
+// to it, and a periodic report waits until the events it counts are sent.
 type hub struct {
-	report   func() []byte  // encodes a report event of the store as it is now
+	report   func() event   // encodes a report of the store as it is now, with its seq
 	interval time.Duration  // how often every subscriber gets a report; 0 never
 	maxQueue int            // events that may wait for one subscriber; maxQueue by default
 	log      *slog.Logger   // where connects, disconnects and drops are logged
 	conns    sync.WaitGroup // connections being served
+	pos      uint64         // the seq of the last change sent; set before run, then run's
 
 	joins  chan *subscriber
 	leaves chan *subscriber
-	events chan []byte
+	events chan event
 	done   chan struct{} // closed when run has returned
 }
 
-func newHub(report func() []byte, interval time.Duration, log *slog.Logger) *hub {
+// An event is one encoded message, and the seq of the change it tells of
+// or, for a report, of the last change it counts.
+type event struct {
+	msg []byte
+	seq uint64
+}
+
+func newHub(report func() event, interval time.Duration, log *slog.Logger) *hub {
 	return &hub{
 		report:   report,
 		interval: interval,
@@ -50,7 +64,7 @@ func newHub(report func() []byte, interval time.Duration, log *slog.Logger) *hub
 		log:      log,
 		joins:    make(chan *subscriber),
 		leaves:   make(chan *subscriber),
-		events:   make(chan []byte, maxBatch),
+		events:   make(chan event, maxBatch),
 		done:     make(chan struct{}),
 	}
 }
@@ -60,6 +74,7 @@ func newHub(report func() []byte, interval time.Duration, log *slog.Logger) *hub
 func (h *hub) run(ctx context.Context) {
 	defer close(h.done)
 	subs := make(map[*subscriber]struct{})
+	var pending *event // a periodic report waiting for the events it counts
 	var tick <-chan time.Time
 	if h.interval > 0 {
 		t := time.NewTicker(h.interval)
@@ -70,14 +85,26 @@ func (h *hub) run(ctx context.Context) {
 		select {
 		case s := <-h.joins:
 			subs[s] = struct{}{}
-			h.send(subs, s, h.report())
+			r := h.report()
+			s.since = r.seq
+			h.send(subs, s, r.msg)
 		case s := <-h.leaves:
 			delete(subs, s)
-		case msg := <-h.events:
-			h.sendAll(subs, msg)
+		case e := <-h.events:
+			h.sendAll(subs, e, false)
+			h.pos = e.seq
+			if pending != nil && pending.seq <= h.pos {
+				h.sendAll(subs, *pending, true)
+				pending = nil
+			}
 		case <-tick:
-			if len(subs) > 0 {
-				h.sendAll(subs, h.report())
+			if len(subs) == 0 {
+				break
+			}
+			if r := h.report(); r.seq <= h.pos {
+				h.sendAll(subs, r, true)
+			} else {
+				pending = &r
 			}
 		case <-ctx.Done():
 			for s := range subs {
@@ -88,9 +115,14 @@ func (h *hub) run(ctx context.Context) {
 	}
 }
 
-func (h *hub) sendAll(subs map[*subscriber]struct{}, msg []byte) {
+// sendAll sends the event of a change to every subscriber whose first
+// report did not count it; and a report to every subscriber whose first
+// report is not newer.
+func (h *hub) sendAll(subs map[*subscriber]struct{}, e event, isReport bool) {
 	for s := range subs {
-		h.send(subs, s, msg)
+		if e.seq > s.since || isReport && e.seq == s.since {
+			h.send(subs, s, e.msg)
+		}
 	}
 }
 
@@ -104,11 +136,12 @@ func (h *hub) send(subs map[*subscriber]struct{}, s *subscriber, msg []byte) {
 	h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", h.maxQueue)
 }
 
-// publish sends an encoded event to every subscriber, in the order of the
-// calls. It returns at once unless the hub is behind by maxBatch events.
-func (h *hub) publish(msg []byte) {
+// publish sends an event to every subscriber, in the order of the calls,
+// which is the order of seq. It returns at once unless the hub is behind by
+// maxBatch events.
+func (h *hub) publish(e event) {
 	select {
-	case h.events <- msg:
+	case h.events <- e:
 	case <-h.done:
 	}
 }
@@ -117,6 +150,7 @@ func (h *hub) publish(msg []byte) {
 type subscriber struct {
 	remote string        // the peer's address, for logs
 	wake   chan struct{} // signalled when the queue or closed changes
+	since  uint64        // the seq its first report counted up to; the hub's
 
 	mu     sync.Mutex
 	queue  [][]byte

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"strings"
 	"sync"
@@ -21,13 +22,13 @@ func TestEveryClientGetsEveryEventInOrder(t *testing.T) {
 	for i := range subs {
 		subs[i] = ts.subscribe(t)
 	}
-	var want []event
+	var want []wsEvent
 	for i := range pours {
 		b := ts.pour(t, i%4+1, float64(100+i*9))
-		want = append(want, event{Event: "pour", Beer: &b})
+		want = append(want, wsEvent{Event: "pour", Beer: &b})
 	}
 	do(t, "DELETE", ts.url+"/api/beers/7", "")
-	want = append(want, event{Event: "deleted", ID: 7})
+	want = append(want, wsEvent{Event: "deleted", ID: 7})
 
 	var wg sync.WaitGroup
 	for i, s := range subs {
@@ -227,5 +228,86 @@ func TestSubscriberSendingDataIsClosed(t *testing.T) {
 	var ce websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation {
 		t.Errorf("read after sending data = %v; want close code 1008", err)
+	}
+}
+
+// TestReportsAgreeWithTheEventStream checks that in every subscriber's
+// stream each report counts exactly the pours and deletes that came before
+// it, for subscribers that join in the middle of a burst and for periodic
+// reports taken while changes are being committed.
+func TestReportsAgreeWithTheEventStream(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "REPORT_INTERVAL=5ms")
+	stop := make(chan struct{})
+	var writers sync.WaitGroup
+	for w := range 4 {
+		writers.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				b := ts.pour(t, w+1, float64(100+(i*97)%900))
+				if i%3 == 0 {
+					do(t, "DELETE", fmt.Sprintf("%s/api/beers/%d", ts.url, b.ID), "")
+				}
+			}
+		})
+	}
+	var readers sync.WaitGroup
+	for i := range 6 {
+		time.Sleep(50 * time.Millisecond) // join in the middle of the burst
+		s := ts.dial(t)
+		readers.Go(func() { checkStreamAgrees(t, i, s, 800*time.Millisecond) })
+	}
+	readers.Wait()
+	close(stop)
+	writers.Wait()
+}
+
+// checkStreamAgrees reads s for d and fails at the first report that does
+// not count what the stream said before it.
+func checkStreamAgrees(t *testing.T, name int, s *subscription, d time.Duration) {
+	first, err := s.read(5 * time.Second)
+	if err != nil || first.Event != "report" {
+		t.Errorf("subscriber %d: first event %+v, %v; want a report", name, first, err)
+		return
+	}
+	total, glasses := first.Report.Total, maps.Clone(first.Report.Types)
+	known := make(map[int64]string) // pours seen in this stream, by id
+	reports := 0
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		e, err := s.read(5 * time.Second)
+		if err != nil {
+			t.Errorf("subscriber %d: %v", name, err)
+			return
+		}
+		switch e.Event {
+		case "pour":
+			total++
+			if glasses != nil {
+				glasses[e.Beer.Type]++
+			}
+			known[e.Beer.ID] = e.Beer.Type
+		case "deleted":
+			total--
+			if g, ok := known[e.ID]; ok && glasses != nil {
+				glasses[g]--
+			} else if !ok {
+				glasses = nil // a pour from before the first report: glasses unknown
+			}
+		case "report":
+			reports++
+			if e.Report.Total != total || glasses != nil && !maps.Equal(glasses, e.Report.Types) {
+				t.Errorf("subscriber %d: report %d counts %d pours %v; the stream says %d %v",
+					name, reports, e.Report.Total, e.Report.Types, total, glasses)
+				return
+			}
+			glasses = maps.Clone(e.Report.Types)
+		}
+	}
+	if reports < 3 {
+		t.Errorf("subscriber %d got %d periodic reports; want several", name, reports)
 	}
 }

@@ -26,9 +26,9 @@ const maxBatch = 1024
 // answers the requests. Nothing is acknowledged or broadcast before it is on
 // disk.
 type journal struct {
-	path    string       // the journal file, or "" to keep nothing on disk
-	store   *store       // where committed changes are applied
-	publish func([]byte) // sends an encoded event to every subscriber
+	path    string      // the journal file, or "" to keep nothing on disk
+	store   *store      // where committed changes are applied
+	publish func(event) // sends an event to every subscriber
 	log     *slog.Logger
 	now     func() time.Time // the clock that stamps pours; time.Now by default
 
@@ -70,6 +70,7 @@ type change struct {
 	beer   *beer  // the pour stored, found again or deleted
 	body   []byte // {"beer":{...}} of a pour stored now, encoded once
 	status int    // 201 stored, 200 stored before, 204 deleted
+	seq    uint64 // the store's seq once this change was applied
 	err    error  // why the change was refused; status is 0 then
 	done   chan struct{}
 }
@@ -82,7 +83,7 @@ type pourRequest struct {
 	pourID string
 }
 
-func newJournal(path string, s *store, publish func([]byte), log *slog.Logger) *journal {
+func newJournal(path string, s *store, publish func(event), log *slog.Logger) *journal {
 	if path == memoryOnly {
 		path = ""
 	}
@@ -235,7 +236,7 @@ func (j *journal) commit(batch []*change) {
 	j.apply(batch)
 	for _, c := range batch {
 		if msg := eventFor(c); msg != nil {
-			j.publish(msg)
+			j.publish(event{msg, c.seq})
 		}
 		close(c.done)
 	}
@@ -304,6 +305,7 @@ func (j *journal) apply(batch []*change) {
 		case http.StatusNoContent:
 			j.store.delete(c.beer)
 		}
+		c.seq = j.store.seq
 	}
 }
 

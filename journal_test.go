@@ -27,10 +27,10 @@ type eventLog struct {
 	msgs []string
 }
 
-func (e *eventLog) publish(msg []byte) {
+func (e *eventLog) publish(ev event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.msgs = append(e.msgs, string(msg))
+	e.msgs = append(e.msgs, string(ev.msg))
 }
 
 func (e *eventLog) all() []string {
@@ -362,7 +362,7 @@ func readFile(t *testing.T, path string) string {
 func TestJournalThatCannotBeWrittenRefusesChanges(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "beers.jsonl")
-	j := newJournal(path, newStore(), func([]byte) {}, slog.New(slog.DiscardHandler))
+	j := newJournal(path, newStore(), func(event) {}, slog.New(slog.DiscardHandler))
 	if err := j.openFile(); err != nil {
 		t.Fatal(err)
 	}

@@ -148,6 +148,7 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	defer j.close()
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
+	h.pos = s.seq // no change is committed before the server listens
 	go h.run(hubCtx)
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port)))
@@ -209,6 +210,9 @@ func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http
 	mux.Handle("GET /api/report", handleReport(s))
 	mux.Handle("GET /healthz", handleHealth(j))
 	mux.Handle("GET /sockets/beers", handleSubscribe(h, cfg.auth, log))
+	mux.Handle("GET /{$}", serveAsset("index.html"))
+	mux.Handle("GET /app.js", serveAsset("app.js"))
+	mux.Handle("GET /app.css", serveAsset("app.css"))
 	return logRequests(log, recoverPanics(log, checkOrigin(cfg.allowedOrigins, routeErrors(mux))))
 }
 
@@ -225,15 +229,16 @@ func handleHealth(j *journal) http.HandlerFunc {
 }
 
 // reportEvent returns a function that encodes a report event of s.
-func reportEvent(s *store) func() []byte {
-	return func() []byte {
+func reportEvent(s *store) func() event {
+	return func() event {
+		r, seq := s.reportAt()
 		body, err := json.Marshal(struct {
 			Event  string `json:"event"`
 			Report report `json:"report"`
-		}{"report", s.report()})
+		}{"report", r})
 		if err != nil {
 			panic(err) // a report is numbers and strings only
 		}
-		return body
+		return event{body, seq}
 	}
 }

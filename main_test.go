@@ -201,8 +201,8 @@ func (ts *testServer) list(t *testing.T, query string) listBody {
 	return l
 }
 
-// event is a WebSocket event as a client decodes it.
-type event struct {
+// wsEvent is a WebSocket event as a client decodes it.
+type wsEvent struct {
 	Event  string   `json:"event"`
 	Beer   *apiBeer `json:"beer"`
 	ID     int64    `json:"id"`
@@ -257,7 +257,7 @@ func headerOf(pairs []string) http.Header {
 }
 
 // next reads the next event, failing after 10 s.
-func (s *subscription) next() event {
+func (s *subscription) next() wsEvent {
 	s.t.Helper()
 	e, err := s.read(10 * time.Second)
 	if err != nil {
@@ -266,14 +266,14 @@ func (s *subscription) next() event {
 	return e
 }
 
-func (s *subscription) read(timeout time.Duration) (event, error) {
+func (s *subscription) read(timeout time.Duration) (wsEvent, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	typ, msg, err := s.conn.Read(ctx)
 	if err != nil {
-		return event{}, err
+		return wsEvent{}, err
 	}
-	var e event
+	var e wsEvent
 	if typ != websocket.MessageText {
 		return e, errors.New("got a binary message; want text")
 	}

@@ -22,6 +22,13 @@ type tapReport struct {
 
 // report returns the metrics of the pours stored now.
 func (s *store) report() report {
+	r, _ := s.reportAt()
+	return r
+}
+
+// reportAt returns the metrics of the pours stored now, and the seq of the
+// last change they count.
+func (s *store) reportAt() (report, uint64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	r := report{
@@ -40,7 +47,7 @@ func (s *store) report() report {
 			Share:  math.Round(float64(len(t.all))*10000/float64(r.Total)) / 100,
 		}
 	}
-	return r
+	return r, s.seq
 }
 
 func millilitres(ul int64) float64 { return float64(ul) / 1000 }

@@ -69,7 +69,7 @@ func routeErrors(mux *http.ServeMux) http.Handler {
 			writeError(w, errorf(rec.status, "%s is not allowed on %s: use %s", r.Method, r.URL.Path, allow))
 		default:
 			writeError(w, errorf(http.StatusNotFound,
-				"nothing at %s: the API is /api/beers, /api/beers/{id}, /api/report, /healthz and /sockets/beers", r.URL.Path))
+				"nothing at %s: the API is /api/beers, /api/beers/{id}, /api/report, /healthz and /sockets/beers; the dashboard is /", r.URL.Path))
 		}
 	})
 }

@@ -64,6 +64,7 @@ type store struct {
 	pours       index
 	taps        map[int64]*tapPours
 	microlitres int64
+	seq         uint64 // changes applied so far, replayed ones included
 }
 
 func newStore() *store {
@@ -85,6 +86,7 @@ func (s *store) insert(b *beer) {
 	t.add(b)
 	t.microlitres += microlitres(b.volume)
 	s.microlitres += microlitres(b.volume)
+	s.seq++
 }
 
 // delete removes b, a stored pour. The caller holds mu.
@@ -97,6 +99,7 @@ func (s *store) delete(b *beer) {
 	if len(t.all) == 0 {
 		delete(s.taps, b.tap)
 	}
+	s.seq++
 }
 
 // get returns the pour with the given id.

@@ -23,6 +23,7 @@ expect() {
 }
 
 expect 200 GET /healthz
+expect 200 GET /
 expect 201 POST /api/beers '{"tapId":1,"volume":500}'
 id=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' /tmp/smoke.$$)
 expect 200 GET "/api/beers/$id"

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// TestDashboard drives a real headless Chromium against the real server:
+// the page fills itself from the API, shows new pours within a second,
+// says when it is reconnecting and catches up once it is live again.
+//
+// DASHBOARD_SCREENSHOT=docs/dashboard.png go test -run TestDashboard
+// writes the README's screenshot; otherwise it goes to a temporary folder.
+func TestDashboard(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "beers.jsonl")
+	env := append([]string{"DATA_FILE=" + data}, protected...)
+	ts := startServer(t, env...)
+	admin := []string{"Authorization", "Bearer " + adminToken}
+	post := func(tap int, volume float64) apiBeer {
+		t.Helper()
+		r := do(t, "POST", ts.url+"/api/beers", fmt.Sprintf(`{"tapId":%d,"volume":%g}`, tap, volume), admin...)
+		var b beerBody
+		decode(t, r, &b)
+		return b.Beer
+	}
+	post(1, 500)
+	post(2, 200)
+
+	page := openChromium(t)
+	page.navigate(ts.url + "/?token=" + tap1Token)
+	page.waitFor(5*time.Second, `state() === "live" && text("total-beers") === "2"`)
+
+	// New pours appear within a second: in the feed, the totals and the shares.
+	for i, p := range []struct {
+		tap    int
+		volume float64
+		glass  string
+	}{{3, 900, "stein"}, {1, 150, "half"}, {2, 450, "pint"}, {1, 330, "pint"}} {
+		b := post(p.tap, p.volume)
+		page.waitFor(time.Second, fmt.Sprintf(`first().id === "%d" && first().tap === "%d" && first().glass === %q && text("total-beers") === "%d"`,
+			b.ID, p.tap, p.glass, i+3))
+	}
+	page.checkMatchesReport(t, ts)
+
+	// The server goes away: the page says so, then comes back by itself and
+	// shows what it missed. The pour appended to the journal while the server
+	// was down reaches the page only through that catching up.
+	ts.stop()
+	page.waitFor(3*time.Second, `state() === "reconnecting"`)
+	appendFile(t, data, fmt.Sprintf(`{"op":"pour","beer":{"id":7,"tapId":4,"volume":1000,"type":"stein","timestamp":%q}}`+"\n",
+		time.Now().UTC().Format("2006-01-02T15:04:05.000Z")))
+	ts = startServer(t, append(env, "PORT="+strings.TrimPrefix(ts.url, "http://127.0.0.1:"))...)
+	page.waitFor(15*time.Second, `state() === "live" && first().id === "7" && first().tap === "4" && text("total-beers") === "7"`)
+	page.checkMatchesReport(t, ts)
+	if counts := page.eval(`document.getElementById("rate").dataset.counts`).(string); sumCSV(counts) != 7 {
+		t.Errorf("pours per minute %s; want the 7 pours of the last minutes", counts)
+	}
+
+	// A busier bar for the screenshot.
+	for i := range 24 {
+		post(i%5+1, float64(150+(i*173)%850))
+	}
+	page.waitFor(time.Second, `text("total-beers") === "31"`)
+	page.call("Emulation.setDeviceMetricsOverride", map[string]any{"width": 1600, "height": 900, "deviceScaleFactor": 1, "mobile": false}, nil)
+	time.Sleep(2 * time.Second) // the new rows' highlight fades
+	shot := os.Getenv("DASHBOARD_SCREENSHOT")
+	if shot == "" {
+		shot = filepath.Join(t.TempDir(), "dashboard.png")
+	}
+	page.screenshot(shot)
+	t.Logf("screenshot: %s", shot)
+
+	// On a phone the page fits the screen: no horizontal scroll.
+	page.call("Emulation.setDeviceMetricsOverride", map[string]any{"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}, nil)
+	page.waitFor(2*time.Second, `document.documentElement.scrollWidth <= innerWidth`)
+}
+
+func sumCSV(s string) int {
+	n := 0
+	for _, f := range strings.Split(s, ",") {
+		var v int
+		fmt.Sscan(f, &v)
+		n += v
+	}
+	return n
+}
+
+// checkMatchesReport fails unless the page shows the server's report:
+// totals, glasses and every tap's share.
+func (p *page) checkMatchesReport(t *testing.T, ts *testServer) {
+	t.Helper()
+	var r report
+	decode(t, do(t, "GET", ts.url+"/api/report", ""), &r)
+	var shares []string
+	for tap, s := range r.Taps {
+		shares = append(shares, fmt.Sprintf("%s:%v", tap, s.Share))
+	}
+	want := fmt.Sprintf(`text("total-beers") === "%d" && text("total-litres") === "%.1f" && `+
+		`text("glass-half") === "%d" && text("glass-pint") === "%d" && text("glass-stein") === "%d" && shares() === %q`,
+		r.Total, r.Volume/1000, r.Types["half"], r.Types["pint"], r.Types["stein"], sortedJoin(shares))
+	p.waitFor(time.Second, want)
+}
+
+func sortedJoin(s []string) string {
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return strings.Join(s, ",")
+}
+
+// pageHelpers are functions the test's expressions use to read the page.
+const pageHelpers = `
+const state = () => document.getElementById("state").dataset.state;
+const text = (id) => document.getElementById(id).textContent;
+const first = () => { const li = document.querySelector("#feed li"); return li ? {...li.dataset} : {}; };
+const shares = () => [...document.querySelectorAll("#shares g")].map((g) => g.dataset.tap + ":" + g.dataset.share).sort().join(",");
+`
+
+// A page is one tab of a headless Chromium, driven over the DevTools
+// protocol with the project's own WebSocket library.
+type page struct {
+	t       *testing.T
+	conn    *websocket.Conn
+	session string
+	nextID  int
+}
+
+// openChromium starts a headless Chromium with a fresh profile and opens a
+// tab; it skips the test when no Chromium is installed.
+func openChromium(t *testing.T) *page {
+	t.Helper()
+	bin := os.Getenv("CHROMIUM")
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if bin == "" {
+			bin, _ = exec.LookPath(name)
+		}
+	}
+	if bin == "" {
+		t.Skip("no headless Chromium: install it (apt-get install chromium) or set CHROMIUM to run the dashboard test")
+	}
+	// Not t.TempDir: Chromium's helper processes may still write to the
+	// profile while the test's cleanup removes it.
+	profile, err := os.MkdirTemp("", "altair-chromium")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+profile, "--remote-debugging-port=0", "--window-size=1280,900", "about:blank")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // to stop its helpers with it
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		os.RemoveAll(profile)
+	})
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		re := regexp.MustCompile(`DevTools listening on (ws://\S+)`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	var endpoint string
+	select {
+	case endpoint = <-found:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not open its DevTools endpoint within 20s", bin)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, endpoint, nil)
+	if err != nil {
+		t.Fatalf("connect to Chromium: %v", err)
+	}
+	conn.SetReadLimit(64 << 20) // screenshots
+	t.Cleanup(func() { conn.CloseNow() })
+	p := &page{t: t, conn: conn}
+	var target struct{ TargetID string }
+	p.call("Target.createTarget", map[string]any{"url": "about:blank"}, &target)
+	var attached struct{ SessionID string }
+	p.call("Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &attached)
+	p.session = attached.SessionID
+	return p
+}
+
+// call sends a DevTools command and decodes its result into result.
+func (p *page) call(method string, params any, result any) {
+	p.t.Helper()
+	p.nextID++
+	msg := map[string]any{"id": p.nextID, "method": method, "params": params}
+	if p.session != "" {
+		msg["sessionId"] = p.session
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b, _ := json.Marshal(msg)
+	if err := p.conn.Write(ctx, websocket.MessageText, b); err != nil {
+		p.t.Fatalf("%s: %v", method, err)
+	}
+	for {
+		_, data, err := p.conn.Read(ctx)
+		if err != nil {
+			p.t.Fatalf("%s: %v", method, err)
+		}
+		var reply struct {
+			ID     int
+			Result json.RawMessage
+			Error  *struct{ Message string }
+		}
+		if json.Unmarshal(data, &reply) != nil || reply.ID != p.nextID {
+			continue // an event, or the answer to nothing we wait for
+		}
+		if reply.Error != nil {
+			p.t.Fatalf("%s: %s", method, reply.Error.Message)
+		}
+		if result != nil {
+			json.Unmarshal(reply.Result, result)
+		}
+		return
+	}
+}
+
+func (p *page) navigate(url string) {
+	p.t.Helper()
+	p.call("Page.navigate", map[string]any{"url": url}, nil)
+	p.waitFor(10*time.Second, `document.readyState === "complete"`)
+}
+
+// eval returns the value of a JavaScript expression in the page.
+func (p *page) eval(expr string) any {
+	p.t.Helper()
+	var out struct {
+		Result           struct{ Value any }
+		ExceptionDetails *struct{ Text string }
+	}
+	expr = "(() => {" + pageHelpers + "return (" + expr + ");})()"
+	p.call("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}, &out)
+	if out.ExceptionDetails != nil {
+		return fmt.Sprintf("exception: %s", out.ExceptionDetails.Text)
+	}
+	return out.Result.Value
+}
+
+// waitFor polls expr until it is true, failing after d with what the page
+// showed.
+func (p *page) waitFor(d time.Duration, expr string) {
+	p.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if p.eval(expr) == true {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("after %v the page does not show %s; it shows state %v, totals %v beers %v l, first pour %v, shares %v",
+				d, expr, p.eval(`state()`), p.eval(`text("total-beers")`), p.eval(`text("total-litres")`),
+				p.eval(`JSON.stringify(first())`), p.eval(`shares()`))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *page) screenshot(path string) {
+	p.t.Helper()
+	var shot struct{ Data string }
+	p.call("Page.captureScreenshot", map[string]any{"format": "png"}, &shot)
+	png, err := base64.StdEncoding.DecodeString(shot.Data)
+	if err != nil || len(png) == 0 {
+		p.t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func TestDashboardAssets(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	for _, tt := range []struct{ path, ctype, part string }{
+		{"/", "text/html; charset=utf-8", `<script src="/app.js"`},
+		{"/app.js", "text/javascript; charset=utf-8", "new WebSocket"},
+		{"/app.css", "text/css; charset=utf-8", "grid-template-areas"},
+	} {
+		r := do(t, "GET", ts.url+tt.path, "")
+		if r.status != 200 || r.header.Get("Content-Type") != tt.ctype || !strings.Contains(string(r.body), tt.part) {
+			t.Errorf("GET %s = %d %q; want 200 %q containing %q", tt.path, r.status, r.header.Get("Content-Type"), tt.ctype, tt.part)
+		}
+		if r.header.Get("Referrer-Policy") != "no-referrer" || !strings.Contains(r.header.Get("Content-Security-Policy"), "default-src 'self'") {
+			t.Errorf("GET %s: headers %v; want no-referrer and a same-origin CSP", tt.path, r.header)
+		}
+		if again := do(t, "GET", ts.url+tt.path, "", "If-None-Match", r.header.Get("ETag")); again.status != 304 {
+			t.Errorf("GET %s again with its ETag = %d; want 304", tt.path, again.status)
+		}
+	}
+	checkError(t, do(t, "GET", ts.url+"/index.html", ""), 404, "the dashboard is /")
+	checkError(t, do(t, "POST", ts.url+"/", ""), 405, "use GET, HEAD")
+}
