@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -91,13 +92,14 @@ const examplePour = `{"tapId":1,"volume":500}`
 // handleCreateBeer stores a pour: 201 and the beer, or 200 and the beer the
 // tap stored before under the same pourId.
 func handleCreateBeer(j *journal, a *auth) http.HandlerFunc {
+	bodies := newBodyPool()
 	return func(w http.ResponseWriter, r *http.Request) {
 		who, err := a.caller(w, r, false)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		p, err := readPour(w, r)
+		p, err := readPour(r, bodies)
 		if err == nil {
 			err = who.mayPour(p.tap)
 		}
@@ -120,17 +122,46 @@ func handleCreateBeer(j *journal, a *auth) http.HandlerFunc {
 }
 
 // readPour reads and checks the body of a POST.
-func readPour(w http.ResponseWriter, r *http.Request) (pourRequest, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+// The body is read into a buffer from bodies, as parsePour keeps none of it.
+func readPour(r *http.Request, bodies *sync.Pool) (pourRequest, error) {
+	buf := bodies.Get().(*[]byte)
+	defer bodies.Put(buf)
+	body, err := readBody(r, (*buf)[:0])
+	*buf = body[:0]
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return pourRequest{}, errorf(http.StatusRequestEntityTooLarge,
-				"the body is over %d KiB: send one pour as a small JSON object like %s", maxBody>>10, examplePour)
-		}
-		return pourRequest{}, errorf(http.StatusBadRequest, "could not read the body: %v", err)
+		return pourRequest{}, err
 	}
 	return parsePour(body)
+}
+
+func newBodyPool() *sync.Pool {
+	return &sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+}
+
+// readBody appends r's body to buf: a 413 when it is over maxBody.
+func readBody(r *http.Request, buf []byte) ([]byte, error) {
+	tooBig := func() error {
+		return errorf(http.StatusRequestEntityTooLarge,
+			"the body is over %d KiB: send one pour as a small JSON object like %s", maxBody>>10, examplePour)
+	}
+	if r.ContentLength > maxBody {
+		return buf, tooBig()
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, len(buf))
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case len(buf) > maxBody:
+			return buf, tooBig()
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return buf, errorf(http.StatusBadRequest, "could not read the body: %v", err)
+		}
+	}
 }
 
 // pourFields are the fields a POST body may have: parsePour counts on
@@ -140,8 +171,8 @@ var pourFields = []string{"tapId", "volume", "pourId"}
 // parsePour checks a POST body: 400 when it is not one JSON object of the
 // pour's fields with the right JSON types, 422 when a value is out of range.
 func parsePour(body []byte) (pourRequest, error) {
-	fields, err := decodeObject(body, pourFields)
-	if err != nil {
+	var fields [3]json.RawMessage // in the order of pourFields
+	if err := decodeObject(body, pourFields, fields[:]); err != nil {
 		return pourRequest{}, err
 	}
 	tap, err := numberField(fields[0], "tapId", "the id of the tap, a whole number from 1")
@@ -212,30 +243,29 @@ func validPourID(s string) bool {
 }
 
 // decodeObject splits body, which must be exactly one JSON object, into
-// the raw values of its fields, in the order of names; a field that is
-// absent is nil. Every field must be one of names (matched exactly, unlike
+// the raw values of its fields, which it puts in fields in the order of
+// names; a field that is absent stays nil. Every field must be one of names (matched exactly, unlike
 // encoding/json's case-insensitive matching) and appear at most once. It
 // scans by hand what json.Valid has checked, because every pour comes
 // through here; a body that is not valid JSON takes the slow path that
 // explains why.
-func decodeObject(body []byte, names []string) ([]json.RawMessage, error) {
+func decodeObject(body []byte, names []string, fields []json.RawMessage) error {
 	if !json.Valid(body) {
-		return nil, explainInvalid(body)
+		return explainInvalid(body)
 	}
 	i := skipSpace(body, 0)
 	if body[i] != '{' {
-		return nil, notObject(body, nil)
+		return notObject(body, nil)
 	}
-	fields := make([]json.RawMessage, len(names))
 	for i = skipSpace(body, i+1); body[i] != '}'; i = skipSpace(body, i+1) {
 		end := valueEnd(body, i)
 		name, err := fieldName(body[i:end], names)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		k := slices.Index(names, name)
 		if fields[k] != nil {
-			return nil, errorf(http.StatusBadRequest, "field %q appears twice: send it once", name)
+			return errorf(http.StatusBadRequest, "field %q appears twice: send it once", name)
 		}
 		i = skipSpace(body, skipSpace(body, end)+1) // past the colon
 		end = valueEnd(body, i)
@@ -244,15 +274,19 @@ func decodeObject(body []byte, names []string) ([]json.RawMessage, error) {
 			break
 		}
 	}
-	return fields, nil
+	return nil
 }
 
-// fieldName unquotes a field's name and checks it is one of names.
+// fieldName returns the one of names that a quoted field name is.
 func fieldName(quoted []byte, names []string) (string, error) {
-	name := string(quoted[1 : len(quoted)-1])
-	if bytes.IndexByte(quoted, '\\') >= 0 {
-		json.Unmarshal(quoted, &name)
+	raw := quoted[1 : len(quoted)-1]
+	for _, name := range names {
+		if string(raw) == name { // compared without a copy
+			return name, nil
+		}
 	}
+	var name string
+	json.Unmarshal(quoted, &name) // escapes, as in "tap\u0049d"
 	if !slices.Contains(names, name) {
 		return "", errorf(http.StatusBadRequest, "unknown field %q: a pour has only the fields %s", name, strings.Join(names, ", "))
 	}
@@ -351,7 +385,8 @@ func numberField(raw json.RawMessage, name, what string) (string, error) {
 
 // wrapBeer returns {"beer": b}.
 func wrapBeer(b *beer) []byte {
-	return append(b.appendJSON([]byte(`{"beer":`)), '}')
+	body := append(make([]byte, 0, 192), `{"beer":`...)
+	return append(b.appendJSON(body), '}')
 }
 
 // handleGetBeer answers one pour.

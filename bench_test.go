@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -48,5 +52,33 @@ func BenchmarkPost(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pours/s")
 		})
+	}
+}
+
+// BenchmarkCreateBeerHandler measures the POST handler chain alone (no
+// network): routing, logging, parsing, the journal's writer and the answer.
+func BenchmarkCreateBeerHandler(b *testing.B) {
+	s := newStore()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := newHub(reportEvent(s), 0, log)
+	j := newJournal(memoryOnly, s, h.publish, log)
+	if err := j.open(); err != nil {
+		b.Fatal(err)
+	}
+	defer j.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.run(ctx)
+	cfg, _ := loadConfig(func(string) string { return "" })
+	handler := newHandler(log, cfg, s, j, h)
+	body := []byte(`{"tapId":3,"volume":512.5}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("POST", "/api/beers", bytes.NewReader(body))
+		handler.ServeHTTP(w, r)
+		if w.Code != http.StatusCreated {
+			b.Fatalf("status %d", w.Code)
+		}
 	}
 }

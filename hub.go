@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -36,12 +37,13 @@ const (
 // first report is taken at some seq and the events up to it are not sent
 // to it, and a periodic report waits until the events it counts are sent.
 type hub struct {
-	report   func() event   // encodes a report of the store as it is now, with its seq
-	interval time.Duration  // how often every subscriber gets a report; 0 never
-	maxQueue int            // events that may wait for one subscriber; maxQueue by default
-	log      *slog.Logger   // where connects, disconnects and drops are logged
-	conns    sync.WaitGroup // connections being served
-	pos      uint64         // the seq of the last change sent; set before run, then run's
+	report      func() event   // encodes a report of the store as it is now, with its seq
+	interval    time.Duration  // how often every subscriber gets a report; 0 never
+	maxQueue    int            // events that may wait for one subscriber; maxQueue by default
+	log         *slog.Logger   // where connects, disconnects and drops are logged
+	conns       sync.WaitGroup // connections being served
+	subscribers atomic.Int64   // how many, for /debug/stats
+	pos         uint64         // the seq of the last change sent; set before run, then run's
 
 	joins  chan *subscriber
 	leaves chan *subscriber
@@ -294,7 +296,9 @@ func handleSubscribe(h *hub, a *auth, log *slog.Logger) http.HandlerFunc {
 		}
 		c.SetReadLimit(readLimit)
 		h.conns.Add(1)
+		h.subscribers.Add(1)
 		defer h.conns.Done()
+		defer h.subscribers.Add(-1)
 		h.serve(c, r.RemoteAddr)
 	}
 }

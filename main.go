@@ -29,6 +29,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	tuneGC(ctx, os.Getenv)
 	if err := run(ctx, os.Getenv, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "altair:", err)
 		os.Exit(1)
@@ -123,13 +124,6 @@ func parseInterval(v string) (time.Duration, error) {
 	return d, err
 }
 
-func newLogger(format string, w io.Writer) *slog.Logger {
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
-	}
-	return slog.New(slog.NewTextHandler(w, nil))
-}
-
 // run is the whole server: it serves until ctx ends, then shuts down
 // gracefully. Tests run it in-process with their own getenv.
 func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
@@ -137,7 +131,9 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.logFormat, stderr)
+	out := newLogOutput(stderr)
+	defer out.close()
+	log := newLogger(cfg.logFormat, out)
 	cfg.auth.logMode(log)
 	s := newStore()
 	h := newHub(reportEvent(s), cfg.reportInterval, log)
@@ -209,11 +205,13 @@ func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http
 	mux.Handle("DELETE /api/beers/{id}", handleDeleteBeer(j, cfg.auth))
 	mux.Handle("GET /api/report", handleReport(s))
 	mux.Handle("GET /healthz", handleHealth(j))
+	mux.Handle("GET /debug/stats", handleStats(s, h))
 	mux.Handle("GET /sockets/beers", handleSubscribe(h, cfg.auth, log))
 	mux.Handle("GET /{$}", serveAsset("index.html"))
 	mux.Handle("GET /app.js", serveAsset("app.js"))
 	mux.Handle("GET /app.css", serveAsset("app.css"))
-	return logRequests(log, recoverPanics(log, checkOrigin(cfg.allowedOrigins, routeErrors(mux))))
+	mux.Handle("/", handleNoRoute(mux))
+	return logRequests(log, checkOrigin(cfg.allowedOrigins, mux))
 }
 
 // handleHealth answers 200 while the server can store pours, and 503 once

@@ -15,7 +15,8 @@ import (
 type statusWriter struct {
 	http.ResponseWriter
 	status int
-	attrs  []slog.Attr // what the handler adds to the log line
+	attrs  [4]slog.Attr // what the handler adds to the log line
+	n      int          // how many attrs it added
 }
 
 // annotate adds attrs to the log line of the request that w answers.
@@ -23,7 +24,7 @@ func annotate(w http.ResponseWriter, attrs ...slog.Attr) {
 	for {
 		switch t := w.(type) {
 		case *statusWriter:
-			t.attrs = append(t.attrs, attrs...)
+			t.n += copy(t.attrs[t.n:], attrs)
 			return
 		case interface{ Unwrap() http.ResponseWriter }:
 			w = t.Unwrap()
@@ -52,20 +53,30 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // logRequests logs one line per request once it is answered: status,
 // method, path and query (with any token hidden), remote address,
 // duration, and what the handler added (the pour stored or deleted). A
-// WebSocket's line comes when it closes.
+// WebSocket's line comes when it closes. A handler's panic becomes a 500
+// and a log line with the stack, instead of a dropped connection.
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				writeError(sw, errorf(http.StatusInternalServerError, "internal error: the server failed on this request and logged why"))
+			}
+			var attrs [9]slog.Attr
+			a := append(attrs[:0],
+				slog.Int("status", sw.status),
+				slog.String("method", r.Method),
+				slog.String("path", loggedPath(r.URL)),
+				slog.String("remote", r.RemoteAddr),
+				slog.Duration("duration", time.Since(start)))
+			log.LogAttrs(r.Context(), slog.LevelInfo, "request", append(a, sw.attrs[:sw.n]...)...)
+		}()
 		next.ServeHTTP(sw, r)
-		attrs := append([]slog.Attr{
-			slog.Int("status", sw.status),
-			slog.String("method", r.Method),
-			slog.String("path", loggedPath(r.URL)),
-			slog.String("remote", r.RemoteAddr),
-			slog.Duration("duration", time.Since(start)),
-		}, sw.attrs...)
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
 }
 
@@ -85,25 +96,6 @@ func loggedPath(u *url.URL) string {
 		}
 	}
 	return u.Path + "?" + q.Encode()
-}
-
-// recoverPanics turns a handler's panic into a 500 and a log line with the
-// stack, instead of a dropped connection.
-func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			v := recover()
-			if v == nil {
-				return
-			}
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-			writeError(w, errorf(http.StatusInternalServerError, "internal error: the server failed on this request and logged why"))
-		}()
-		next.ServeHTTP(w, r)
-	})
 }
 
 // checkOrigin refuses a browser on another web origin, unless patterns

@@ -87,7 +87,10 @@ func (j *journal) openFile() error {
 	}
 	if err == nil {
 		j.file = f
+		start := time.Now()
 		err = j.replay()
+		j.log.Info("replayed the journal", "file", j.path, "records", j.records,
+			"pours", len(j.store.pours.all), "duration", time.Since(start))
 	}
 	if err == nil && j.worthCompacting() {
 		err = j.compactNow()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -34,7 +35,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeBody(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", fmt.Sprint(len(body)+1))
+	h.Set("Content-Length", strconv.Itoa(len(body)+1))
 	w.WriteHeader(status)
 	w.Write(append(body, '\n'))
 }
@@ -50,40 +51,27 @@ func writeError(w http.ResponseWriter, err error) {
 	writeBody(w, e.Status, body)
 }
 
-// routeErrors answers the mux's own errors, 404 for a path that no route
-// takes and 405 for a method that a path does not take, as JSON like every
-// other error. The mux still decides them and sets the Allow header.
-func routeErrors(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
+// handleNoRoute answers what no route takes, as JSON like every other
+// error: 405 with an Allow header when the path takes other methods, or
+// 404. It is the mux's catch-all, so a good request is routed only once.
+func handleNoRoute(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"} {
+			probe := &http.Request{Method: m, Host: r.Host, URL: r.URL}
+			if _, pattern := mux.Handler(probe); pattern != "/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allow, ", ")))
 			return
 		}
-		rec := &headerRecorder{header: make(http.Header)}
-		h.ServeHTTP(rec, r)
-		switch rec.status {
-		case http.StatusMethodNotAllowed:
-			allow := rec.header.Get("Allow")
-			w.Header().Set("Allow", allow)
-			writeError(w, errorf(rec.status, "%s is not allowed on %s: use %s", r.Method, r.URL.Path, allow))
-		default:
-			writeError(w, errorf(http.StatusNotFound,
-				"nothing at %s: the API is /api/beers, /api/beers/{id}, /api/report, /healthz and /sockets/beers; the dashboard is /", r.URL.Path))
-		}
-	})
+		writeError(w, errorf(http.StatusNotFound,
+			"nothing at %s: the API is /api/beers, /api/beers/{id}, /api/report, /healthz and /sockets/beers; the dashboard is /", r.URL.Path))
+	}
 }
-
-// headerRecorder keeps the status and headers of the mux's error answers
-// and drops their plain-text bodies.
-type headerRecorder struct {
-	header http.Header
-	status int
-}
-
-func (h *headerRecorder) Header() http.Header         { return h.header }
-func (h *headerRecorder) Write(p []byte) (int, error) { return len(p), nil }
-func (h *headerRecorder) WriteHeader(status int)      { h.status = status }
 
 // kindOf names the JSON type of a raw value for error messages.
 func kindOf(raw json.RawMessage) string {

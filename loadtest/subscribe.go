@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// A sub is one WebSocket subscriber. Its goroutine alone writes its
+// records, so subscribers share no lock while they measure.
+type sub struct {
+	conn     *websocket.Conn
+	ids      []int64         // the pours it got, in order
+	at       []time.Duration // when, since the run's start
+	late     int             // events that came after a later one
+	received atomic.Int64    // len(ids), for watching progress
+	err      error           // why it stopped reading before the end, if it did
+	done     chan struct{}
+}
+
+// raiseNoFile lifts this process's open-file limit to the hard limit, so
+// that one process can hold 10,000 connections, and returns it.
+func raiseNoFile() uint64 {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
+		return 0
+	}
+	l.Cur = l.Max
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
+	return l.Cur
+}
+
+// openSubs connects n subscribers, dialing up to 200 at a time, and waits
+// until each has its first report. It returns those that connected.
+func openSubs(ctx context.Context, o options, n int) (subs []*sub, failures int, err error) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	gate := make(chan struct{}, 200)
+	var firstErr error
+	for range n {
+		gate <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-gate }()
+			s, err := dialSub(ctx, o)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failures++
+				firstErr = err
+				return
+			}
+			subs = append(subs, s)
+		})
+	}
+	wg.Wait()
+	if failures > 0 && len(subs) == 0 {
+		return nil, failures, fmt.Errorf("no subscriber could connect: %w", firstErr)
+	}
+	return subs, failures, nil
+}
+
+func dialSub(ctx context.Context, o options) (*sub, error) {
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	h := make(http.Header)
+	if o.token != "" {
+		h.Set("Authorization", "Bearer "+o.token)
+	}
+	c, _, err := websocket.Dial(dctx, "ws://"+o.addr+"/sockets/beers", &websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		return nil, err
+	}
+	c.SetReadLimit(1 << 20)
+	if _, _, err := c.Read(dctx); err != nil { // the report every subscriber gets first
+		c.CloseNow()
+		return nil, err
+	}
+	return &sub{conn: c, done: make(chan struct{})}, nil
+}
+
+// read records every pour event until ctx ends or the connection does.
+func (s *sub) read(ctx context.Context, start time.Time) {
+	defer close(s.done)
+	var last int64
+	for {
+		_, msg, err := s.conn.Read(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.err = err
+			}
+			return
+		}
+		id := beerID(msg)
+		if id == 0 {
+			continue // a report or a delete
+		}
+		if id <= last {
+			s.late++
+		}
+		last = id
+		s.ids = append(s.ids, id)
+		s.at = append(s.at, time.Since(start))
+		s.received.Add(1)
+	}
+}
+
+func closeSubs(subs []*sub) {
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Go(func() { s.conn.Close(websocket.StatusNormalClosure, "") })
+	}
+	wg.Wait()
+}
+
+// churn opens and closes o.churn subscribers, 64 at a time, and compares
+// the server's goroutines and resident memory before and after.
+func churn(ctx context.Context, o options) (result, error) {
+	res := result{Mode: "churn", NoFile: raiseNoFile(), Server: map[string]int64{}}
+	before := serverStats(o.addr)
+	if before == nil {
+		return res, fmt.Errorf("the server at %s has no /debug/stats", o.addr)
+	}
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	gate := make(chan struct{}, 64)
+	for range o.churn {
+		gate <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-gate }()
+			s, err := dialSub(ctx, o)
+			if err != nil {
+				failures.Add(1)
+				return
+			}
+			s.conn.Close(websocket.StatusNormalClosure, "")
+		})
+	}
+	wg.Wait()
+	res.Subscribers, res.ConnectFailures = o.churn, int(failures.Load())
+	res.Connected = res.Subscribers - res.ConnectFailures
+	after := settle(o.addr, before["goroutines"])
+	for _, k := range []string{"goroutines", "rssBytes", "heapBytes", "subscribers"} {
+		res.Server[k+"Before"], res.Server[k+"After"] = before[k], after[k]
+	}
+	if after["goroutines"] > before["goroutines"] || after["subscribers"] != 0 {
+		res.Failed = fmt.Sprintf("the server has %d goroutines and %d subscribers after churn; it had %d and %d",
+			after["goroutines"], after["subscribers"], before["goroutines"], before["subscribers"])
+	}
+	return res, nil
+}
+
+// settle waits up to 10 s for the server's goroutines to fall back to
+// want, then returns its stats.
+func settle(addr string, want int64) map[string]int64 {
+	var st map[string]int64
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if st = serverStats(addr); st != nil && st["goroutines"] <= want && st["subscribers"] == 0 {
+			break
+		}
+	}
+	return st
+}
