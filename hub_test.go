@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -309,5 +312,31 @@ func checkStreamAgrees(t *testing.T, name int, s *subscription, d time.Duration)
 	}
 	if reports < 3 {
 		t.Errorf("subscriber %d got %d periodic reports; want several", name, reports)
+	}
+}
+
+// TestFrameSentWithTheHandshakeIsRead sends a close frame in the same
+// write as the handshake, so that it arrives before the server takes the
+// connection over: the server must still read it and close cleanly.
+func TestFrameSentWithTheHandshakeIsRead(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	handshake := "GET /sockets/beers HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	closeFrame := []byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8} // close 1000, masked with zeros
+	conn.Write(append([]byte(handshake), closeFrame...))
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(conn) // until the server closes
+	if err != nil {
+		t.Fatalf("reading until the server closes: %v (got %q)", err, got)
+	}
+	_, frames, ok := bytes.Cut(got, []byte("\r\n\r\n"))
+	if !bytes.HasPrefix(got, []byte("HTTP/1.1 101")) || !ok || !bytes.HasSuffix(frames, []byte{0x88, 0x02, 0x03, 0xe8}) {
+		t.Errorf("the server sent %q; want a 101, then frames ending with its close 1000", got)
 	}
 }

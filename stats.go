@@ -16,6 +16,7 @@ type stats struct {
 	Subscribers int64  `json:"subscribers"` // WebSocket connections being served
 	Pours       int    `json:"pours"`       // pours stored now
 	HeapBytes   uint64 `json:"heapBytes"`   // live heap and garbage not yet collected
+	StackBytes  uint64 `json:"stackBytes"`  // goroutine stacks
 	RSSBytes    int64  `json:"rssBytes"`    // the process's resident memory; 0 where unknown
 	CPUMicros   int64  `json:"cpuMicros"`   // user and system CPU time the process has used
 }
@@ -32,6 +33,7 @@ func handleStats(s *store, h *hub) http.HandlerFunc {
 			Subscribers: h.subscribers.Load(),
 			Pours:       pours,
 			HeapBytes:   m.HeapAlloc,
+			StackBytes:  m.StackInuse,
 			RSSBytes:    residentBytes(),
 			CPUMicros:   cpuMicros(),
 		})

@@ -41,6 +41,7 @@ type options struct {
 	churn    int
 	minimal  string
 	plot     string
+	postOnly bool
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.churn, "churn", 0, "open and close this many subscribers, then compare the server's goroutines and memory")
 	flag.StringVar(&o.minimal, "minimal", "", "run the minimal reference server on this address")
 	flag.StringVar(&o.plot, "plot", "", "write an SVG plot of the JSON figures in this file to stdout")
+	flag.BoolVar(&o.postOnly, "post-only", false, "only send pours and write them as JSON (the tool runs itself so)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -82,6 +84,8 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		return plotFile(o.plot, stdout)
 	case o.minimal != "":
 		return serveMinimal(ctx, o.minimal)
+	case o.postOnly:
+		return postOnly(ctx, o, stdout)
 	case o.seed > 0:
 		res, err = seed(ctx, o)
 	case o.read > 0:

@@ -2,19 +2,24 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// A post is one pour sent: when it was due and sent, how long until its
-// answer, and the id it got (0 unless it got a 201).
+// A post is one pour sent: when it was sent, how long from when it was due
+// to its answer, and the id it got (0 unless it got a 201). Times are Unix
+// nanoseconds, which every process on the machine reads alike.
 type post struct {
-	sent    time.Duration // since the run's start
-	latency time.Duration // from when it was due to its answer
-	id      int64
+	Sent    int64         `json:"sent"`
+	Latency time.Duration `json:"latency"`
+	ID      int64         `json:"id"`
 }
 
 // pourBody is the n-th pour: taps 1 to 20, volumes that fill every glass.
@@ -58,13 +63,13 @@ func (p *pool) close() {
 
 // send posts pour n on a connection of the pool, replacing a connection
 // that failed, and returns the id it got.
-func (p *pool) send(n int, run string, start, due time.Time) post {
+func (p *pool) send(n int, run string, due time.Time) post {
 	h := <-p.conns
 	defer func() { p.conns <- h }()
 	var body [128]byte
-	sent := time.Since(start)
+	sent := time.Now().UnixNano()
 	status, answer, err := h.do("POST", "/api/beers", pourBody(body[:0], n, p.o.pourIDs, run))
-	r := post{sent: sent, latency: time.Since(due)}
+	r := post{Sent: sent, Latency: time.Since(due)}
 	if err != nil {
 		h.close()
 		if fresh, derr := dialHTTP(p.o.addr, p.o.token); derr == nil {
@@ -73,7 +78,7 @@ func (p *pool) send(n int, run string, start, due time.Time) post {
 		return r
 	}
 	if status == 201 {
-		r.id = beerID(answer)
+		r.ID = beerID(answer)
 	}
 	return r
 }
@@ -81,7 +86,7 @@ func (p *pool) send(n int, run string, start, due time.Time) post {
 // sendPours sends pours for o.duration: at o.rate a second, each on its
 // own goroutine so that the schedule holds while the server is slow, or as
 // fast as o.posters connections can.
-func sendPours(ctx context.Context, o options, start time.Time) ([]post, int, error) {
+func sendPours(ctx context.Context, o options) ([]post, int, error) {
 	p, err := newPool(o)
 	if err != nil {
 		return nil, 0, err
@@ -89,7 +94,7 @@ func sendPours(ctx context.Context, o options, start time.Time) ([]post, int, er
 	defer p.close()
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	if o.rate <= 0 {
-		return flood(ctx, p, o, run, start), 0, nil
+		return flood(ctx, p, o, run), 0, nil
 	}
 	period := time.Duration(float64(time.Second) / o.rate)
 	total := int(o.duration / period)
@@ -103,7 +108,7 @@ func sendPours(ctx context.Context, o options, start time.Time) ([]post, int, er
 			break
 		}
 		scheduled++
-		wg.Go(func() { posts[n] = p.send(n, run, start, due) })
+		wg.Go(func() { posts[n] = p.send(n, run, due) })
 	}
 	wg.Wait()
 	return posts[:scheduled], scheduled, nil
@@ -111,7 +116,7 @@ func sendPours(ctx context.Context, o options, start time.Time) ([]post, int, er
 
 // flood sends pours from every connection of the pool, each as soon as the
 // one before is answered, for o.duration or until o.seed are acknowledged.
-func flood(ctx context.Context, p *pool, o options, run string, start time.Time) []post {
+func flood(ctx context.Context, p *pool, o options, run string) []post {
 	var mu sync.Mutex
 	var all []post
 	var next, acked atomic.Int64
@@ -121,8 +126,8 @@ func flood(ctx context.Context, p *pool, o options, run string, start time.Time)
 		wg.Go(func() {
 			var mine []post
 			for ctx.Err() == nil && (o.seed > 0 && acked.Load() < int64(o.seed) || o.seed == 0 && time.Now().Before(end)) {
-				r := p.send(int(next.Add(1)), run, start, time.Now())
-				if r.id != 0 {
+				r := p.send(int(next.Add(1)), run, time.Now())
+				if r.ID != 0 {
 					acked.Add(1)
 				}
 				mine = append(mine, r)
@@ -166,8 +171,8 @@ func summarise(res *result, posts []post, elapsed time.Duration) {
 	res.Seconds = elapsed.Seconds()
 	lat := make([]time.Duration, 0, len(posts))
 	for _, p := range posts {
-		lat = append(lat, p.latency)
-		if p.id != 0 {
+		lat = append(lat, p.Latency)
+		if p.ID != 0 {
 			res.Acked++
 		} else {
 			res.PostErrors++
@@ -186,7 +191,7 @@ func seed(ctx context.Context, o options) (result, error) {
 		return res, err
 	}
 	defer p.close()
-	posts := flood(ctx, p, o, strconv.FormatInt(start.UnixNano(), 36), start)
+	posts := flood(ctx, p, o, strconv.FormatInt(start.UnixNano(), 36))
 	summarise(&res, posts, time.Since(start))
 	res.Server = serverStats(o.addr)
 	if res.Acked < o.seed {
@@ -216,10 +221,14 @@ func load(ctx context.Context, o options) (result, error) {
 	readCtx, stopReading := context.WithCancel(ctx)
 	start := time.Now()
 	for _, s := range subs {
-		go s.read(readCtx, start)
+		go s.read(readCtx)
 	}
 	cpu0 := serverStats(o.addr)
-	posts, scheduled, err := sendPours(ctx, o, start)
+	send := sendPours
+	if len(subs) > 0 {
+		send = sendPoursApart // so that the subscribers' work does not delay the posts
+	}
+	posts, scheduled, err := send(ctx, o)
 	if err != nil {
 		stopReading()
 		return res, err
@@ -232,7 +241,7 @@ func load(ctx context.Context, o options) (result, error) {
 		res.Server["cpuNanosPerPour"] = (cpu1["cpuMicros"] - cpu0["cpuMicros"]) * 1000 / int64(res.Acked)
 	}
 	res.Scheduled = scheduled
-	awaitDelivery(subs, res.Acked, 15*time.Second)
+	awaitDelivery(subs, lastAcked(posts), 15*time.Second)
 	stopReading()
 	for _, s := range subs {
 		<-s.done
@@ -241,12 +250,21 @@ func load(ctx context.Context, o options) (result, error) {
 	return res, nil
 }
 
-// awaitDelivery waits until every subscriber has n events, or for wait.
-func awaitDelivery(subs []*sub, n int, wait time.Duration) {
+func lastAcked(posts []post) int64 {
+	var last int64
+	for _, p := range posts {
+		last = max(last, p.ID)
+	}
+	return last
+}
+
+// awaitDelivery waits until every subscriber has the pour with id last
+// (events come in id order), or for wait.
+func awaitDelivery(subs []*sub, last int64, wait time.Duration) {
 	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		behind := false
 		for _, s := range subs {
-			if s.received.Load() < int64(n) && !closed(s.done) {
+			if s.last.Load() < last && !closed(s.done) {
 				behind = true
 				break
 			}
@@ -259,10 +277,10 @@ func awaitDelivery(subs []*sub, n int, wait time.Duration) {
 
 // match pairs every event a subscriber got with the POST that caused it.
 func match(res *result, subs []*sub, posts []post) {
-	sent := make(map[int64]time.Duration, len(posts))
+	sent := make(map[int64]int64, len(posts))
 	for _, p := range posts {
-		if p.id != 0 {
-			sent[p.id] = p.sent
+		if p.ID != 0 {
+			sent[p.ID] = p.Sent
 		}
 	}
 	var delivery []time.Duration
@@ -274,7 +292,7 @@ func match(res *result, subs []*sub, posts []post) {
 		got := 0
 		for i, id := range s.ids {
 			if at, ok := sent[id]; ok {
-				delivery = append(delivery, s.at[i]-at)
+				delivery = append(delivery, time.Duration(s.at[i]-at))
 				got++
 			}
 		}
@@ -290,4 +308,41 @@ func match(res *result, subs []*sub, posts []post) {
 	case res.ConnectFailures > 0:
 		res.Failed = fmt.Sprintf("%d subscribers could not connect", res.ConnectFailures)
 	}
+}
+
+// sendPoursApart sends the pours from a child process, this program run
+// with -post-only, and reads back what it sent.
+func sendPoursApart(ctx context.Context, o options) ([]post, int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, 0, err
+	}
+	args := []string{"-post-only", "-addr", o.addr, "-token", o.token, "-rate", fmt.Sprint(o.rate),
+		"-posters", fmt.Sprint(o.posters), "-duration", o.duration.String(), fmt.Sprintf("-pourids=%v", o.pourIDs)}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, 0, fmt.Errorf("the posting process: %w", err)
+	}
+	var r postRecord
+	if err := json.Unmarshal(out, &r); err != nil {
+		return nil, 0, fmt.Errorf("the posting process's answer: %w", err)
+	}
+	return r.Posts, r.Scheduled, nil
+}
+
+// postRecord is what the posting process writes to its standard output.
+type postRecord struct {
+	Posts     []post `json:"posts"`
+	Scheduled int    `json:"scheduled"`
+}
+
+// postOnly sends pours and writes what it sent to w, for sendPoursApart.
+func postOnly(ctx context.Context, o options, w io.Writer) error {
+	posts, scheduled, err := sendPours(ctx, o)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(w).Encode(postRecord{posts, scheduled})
 }

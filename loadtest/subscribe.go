@@ -15,13 +15,13 @@ import (
 // A sub is one WebSocket subscriber. Its goroutine alone writes its
 // records, so subscribers share no lock while they measure.
 type sub struct {
-	conn     *websocket.Conn
-	ids      []int64         // the pours it got, in order
-	at       []time.Duration // when, since the run's start
-	late     int             // events that came after a later one
-	received atomic.Int64    // len(ids), for watching progress
-	err      error           // why it stopped reading before the end, if it did
-	done     chan struct{}
+	conn *websocket.Conn
+	ids  []int64      // the pours it got, in order
+	at   []int64      // when, in Unix nanoseconds
+	late int          // events that came after a later one
+	last atomic.Int64 // the highest id it got, for watching progress
+	err  error        // why it stopped reading before the end, if it did
+	done chan struct{}
 }
 
 // raiseNoFile lifts this process's open-file limit to the hard limit, so
@@ -86,7 +86,7 @@ func dialSub(ctx context.Context, o options) (*sub, error) {
 }
 
 // read records every pour event until ctx ends or the connection does.
-func (s *sub) read(ctx context.Context, start time.Time) {
+func (s *sub) read(ctx context.Context) {
 	defer close(s.done)
 	var last int64
 	for {
@@ -106,8 +106,8 @@ func (s *sub) read(ctx context.Context, start time.Time) {
 		}
 		last = id
 		s.ids = append(s.ids, id)
-		s.at = append(s.at, time.Since(start))
-		s.received.Add(1)
+		s.at = append(s.at, time.Now().UnixNano())
+		s.last.Store(id)
 	}
 }
 
