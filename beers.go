@@ -25,7 +25,13 @@ type beer struct {
 	volume float64 // millilitres, within [minVolume, maxVolume]
 	at     int64   // when it was stored, in Unix milliseconds
 	pourID string  // the tap's own name for the pour, or ""
-	glass  glass
+}
+
+// glass is the glass b filled. It is worked out again rather than stored:
+// a beer of 48 bytes instead of 64 is 16 MB less for a million pours.
+func (b *beer) glass() glass {
+	g, _ := classify(b.volume)
+	return g
 }
 
 // appendStamp appends the Unix millisecond time ms in RFC 3339, in UTC
@@ -69,7 +75,7 @@ func (b *beer) appendJSON(dst []byte) []byte {
 	dst = append(dst, `,"volume":`...)
 	dst = strconv.AppendFloat(dst, b.volume, 'f', -1, 64)
 	dst = append(dst, `,"type":"`...)
-	dst = append(dst, b.glass.String()...)
+	dst = append(dst, b.glass().String()...)
 	dst = append(dst, `","timestamp":"`...)
 	dst = appendStamp(dst, b.at)
 	dst = append(dst, '"')
@@ -92,7 +98,7 @@ const examplePour = `{"tapId":1,"volume":500}`
 // handleCreateBeer stores a pour: 201 and the beer, or 200 and the beer the
 // tap stored before under the same pourId.
 func handleCreateBeer(j *journal, a *auth) http.HandlerFunc {
-	bodies := newBodyPool()
+	bodies := newBufferPool(512)
 	return func(w http.ResponseWriter, r *http.Request) {
 		who, err := a.caller(w, r, false)
 		if err != nil {
@@ -116,7 +122,7 @@ func handleCreateBeer(j *journal, a *auth) http.HandlerFunc {
 		if c.status == http.StatusCreated {
 			w.Header().Set("Location", "/api/beers/"+strconv.FormatInt(b.id, 10))
 		}
-		annotate(w, slog.Int64("id", b.id), slog.Int64("tap", b.tap), slog.String("glass", b.glass.String()), slog.Float64("volume", b.volume))
+		annotate(w, slog.Int64("id", b.id), slog.Int64("tap", b.tap), slog.String("glass", b.glass().String()), slog.Float64("volume", b.volume))
 		writeBody(w, c.status, c.body)
 	}
 }
@@ -134,8 +140,9 @@ func readPour(r *http.Request, bodies *sync.Pool) (pourRequest, error) {
 	return parsePour(body)
 }
 
-func newBodyPool() *sync.Pool {
-	return &sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+// newBufferPool makes a pool of byte buffers that start at size bytes.
+func newBufferPool(size int) *sync.Pool {
+	return &sync.Pool{New: func() any { b := make([]byte, 0, size); return &b }}
 }
 
 // readBody appends r's body to buf: a 413 when it is over maxBody.
@@ -208,8 +215,7 @@ func checkPour(p *pourRequest, tap, vol string, pourIDGiven bool) error {
 		problems = append(problems, fmt.Sprintf("tapId %d is not a tap: tap ids start at 1", p.tap))
 	}
 	p.volume, _ = strconv.ParseFloat(vol, 64) // a JSON number; out of range is ±Inf
-	var ok bool
-	if p.glass, ok = classify(p.volume); !ok {
+	if _, ok := classify(p.volume); !ok {
 		problems = append(problems, fmt.Sprintf(
 			"volume %s ml has no glass type: a glass holds %d to %d ml", vol, minVolume, maxVolume))
 	}
@@ -462,8 +468,10 @@ type listQuery struct {
 	page, size int
 }
 
-// handleListBeers answers a page of pours, oldest first.
+// handleListBeers answers a page of pours, oldest first. Pages are built
+// in pooled buffers: one of a thousand pours is 150 KB.
 func handleListBeers(s *store) http.HandlerFunc {
+	pages := newBufferPool(4 << 10)
 	return func(w http.ResponseWriter, r *http.Request) {
 		q, err := parseListQuery(r.URL.Query())
 		if err != nil {
@@ -475,7 +483,9 @@ func handleListBeers(s *store) http.HandlerFunc {
 			offset = math.MaxInt
 		}
 		pours, total := s.page(q.filter, offset, q.size)
-		body := []byte(`{"beers":[`)
+		buf := pages.Get().(*[]byte)
+		defer pages.Put(buf)
+		body := append((*buf)[:0], `{"beers":[`...)
 		for i, b := range pours {
 			if i > 0 {
 				body = append(body, ',')
@@ -484,6 +494,7 @@ func handleListBeers(s *store) http.HandlerFunc {
 		}
 		body = fmt.Appendf(body, `],"page":%d,"pageSize":%d,"total":%d}`, q.page, q.size, total)
 		writeBody(w, http.StatusOK, body)
+		*buf = body[:0]
 	}
 }
 

@@ -1,48 +1,36 @@
 package main
 
 import (
-	"context"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"time"
 )
 
 // minHeap is the heap below which the garbage collector does not run.
 const minHeap = 64 << 20
 
-// tuneGC makes the garbage collector run when the heap reaches twice what
-// was live after the last collection, as the default GOGC=100 does, but
-// never below minHeap. With the default, a server whose live heap is a few
+// tuneGC lets the heap grow, before the next collection, to a quarter
+// more than what the last one found live, or to minHeap, whichever is
+// larger. With the default GOGC=100, a server whose live heap is a few
 // megabytes and that serves thousands of small requests a second collects
-// dozens of times a second, which cost a third of its CPU time here. The
-// limit follows the live heap once a second, so a large store still gets
-// GOGC=100's memory. An operator who sets GOGC or GOMEMLIMIT keeps them.
-func tuneGC(ctx context.Context, getenv func(string) string) {
+// dozens of times a second; and a store of a million pours would take
+// twice its live memory. The setting is made again after every
+// collection. An operator who sets GOGC or GOMEMLIMIT keeps them.
+func tuneGC(getenv func(string) string) {
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/total:bytes"},
-		{Name: "/memory/classes/heap/released:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
-	update := func() {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	var afterGC func(*gcSentinel)
+	afterGC = func(*gcSentinel) {
 		metrics.Read(sample)
-		live := sample[0].Value.Uint64()
-		// The limit counts all the runtime's memory but what it gave back:
-		// allow the rest as it is now, and objects up to twice the live heap.
-		rest := sample[1].Value.Uint64() - sample[2].Value.Uint64() - sample[3].Value.Uint64()
-		debug.SetMemoryLimit(int64(rest + max(minHeap, 2*live)))
+		live := max(sample[0].Value.Uint64(), 1<<20)
+		grow := max(minHeap-min(live, minHeap), live/4)
+		debug.SetGCPercent(int(min(100*grow/live, 10000)))
+		runtime.SetFinalizer(new(gcSentinel), afterGC) // runs after the next collection
 	}
-	update()
-	debug.SetGCPercent(-1) // the memory limit alone starts collections
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				update()
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	afterGC(nil)
 }
+
+// A gcSentinel is garbage whose finalizer runs after each collection.
+type gcSentinel struct{ _ [32]byte } // too large for the tiny allocator, whose blocks may never be finalized

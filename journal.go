@@ -43,23 +43,18 @@ type journal struct {
 	done    chan struct{}         // closed when the writer has stopped
 
 	// Owned by the writer goroutine, or by open before it starts.
-	file      *os.File          // the journal, open for reading and appending
-	lockFile  *os.File          // holds the lock that keeps out other servers
-	size      int64             // bytes in file
-	records   int               // records in file
-	lastID    int64             // the highest pour id ever issued
-	replayed  int64             // the highest pour id replay has read
-	pourIDs   map[pourKey]*beer // every pour that came with a pourId, deleted or not
-	graves    map[int64]*beer   // deleted pours that had a pourId, by id
-	deleting  map[int64]bool    // ids deleted by the batch being committed
-	buf       []byte            // the batch being written
-	compactor *compaction       // the compaction under way, or nil
-}
-
-// A pourKey names a pour the way its tap does.
-type pourKey struct {
-	tap int64
-	id  string
+	file      *os.File        // the journal, open for reading and appending
+	lockFile  *os.File        // holds the lock that keeps out other servers
+	size      int64           // bytes in file
+	records   int             // records in file
+	lastID    int64           // the highest pour id ever issued
+	replayed  int64           // the highest pour id replay has read
+	pourIDs   *pourIndex      // every pour that came with a pourId, deleted or not
+	graves    map[int64]*beer // deleted pours that had a pourId, by id
+	deleting  map[int64]bool  // ids deleted by the batch being committed, or by replay
+	deleted   []*beer         // pours deleted by replay, removed from the store at its end
+	buf       []byte          // the batch being written
+	compactor *compaction     // the compaction under way, or nil
 }
 
 // A change is one request to the writer and, once done is closed, its outcome.
@@ -79,7 +74,6 @@ type change struct {
 type pourRequest struct {
 	tap    int64
 	volume float64
-	glass  glass
 	pourID string
 }
 
@@ -97,7 +91,7 @@ func newJournal(path string, s *store, publish func(event), log *slog.Logger) *j
 		changes:    make(chan *change, maxBatch),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
-		pourIDs:    make(map[pourKey]*beer),
+		pourIDs:    newPourIndex(0),
 		graves:     make(map[int64]*beer),
 		deleting:   make(map[int64]bool),
 	}
@@ -258,8 +252,7 @@ func (j *journal) decide(c *change) {
 
 func (j *journal) decidePour(c *change) {
 	p := c.pour
-	key := pourKey{p.tap, p.pourID}
-	if b, ok := j.pourIDs[key]; ok && p.pourID != "" {
+	if b, ok := j.pourIDs.get(p.tap, p.pourID); p.pourID != "" && ok {
 		if b.volume != p.volume {
 			c.err = &apiError{Status: http.StatusConflict, Message: fmt.Sprintf(
 				"tap %d already stored pourId %q as pour %d of %s ml, not %s ml: give a new pour a new pourId",
@@ -270,10 +263,10 @@ func (j *journal) decidePour(c *change) {
 		return
 	}
 	j.lastID++
-	b := &beer{id: j.lastID, tap: p.tap, volume: p.volume, glass: p.glass,
+	b := &beer{id: j.lastID, tap: p.tap, volume: p.volume,
 		at: j.now().UnixMilli(), pourID: p.pourID}
 	if p.pourID != "" {
-		j.pourIDs[key] = b
+		j.pourIDs.put(b)
 	}
 	c.beer, c.status, c.body = b, http.StatusCreated, wrapBeer(b)
 	j.buf = append(append(j.buf, `{"op":"pour",`...), c.body[1:]...) // {"op":"pour","beer":{...}}

@@ -75,8 +75,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 func (j *testJournal) mustPour(t *testing.T, tap int64, volume float64, pourID string) *beer {
 	t.Helper()
-	g, _ := classify(volume)
-	b, _, err := j.pour(context.Background(), pourRequest{tap: tap, volume: volume, glass: g, pourID: pourID})
+	b, _, err := j.pour(context.Background(), pourRequest{tap: tap, volume: volume, pourID: pourID})
 	if err != nil {
 		t.Fatalf("pour: %v", err)
 	}
@@ -136,7 +135,7 @@ func TestJournalReplaysEveryChange(t *testing.T) {
 		{"p9", 500, 0, "already stored pourId"},
 	}
 	for _, tt := range tests {
-		b, created, err := again.pour(context.Background(), pourRequest{tap: 1, volume: tt.volume, glass: half, pourID: tt.pourID})
+		b, created, err := again.pour(context.Background(), pourRequest{tap: 1, volume: tt.volume, pourID: tt.pourID})
 		switch {
 		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 			t.Errorf("pour %s of %v ml: err = %v; want %q", tt.pourID, tt.volume, err, tt.wantErr)
@@ -296,7 +295,7 @@ func TestJournalCompaction(t *testing.T) {
 	if b := again.mustPour(t, 1, 500, ""); b.id != 42 {
 		t.Errorf("the next id after compaction = %d; want 42", b.id)
 	}
-	b, created, err := again.pour(context.Background(), pourRequest{tap: 1, volume: 100, glass: half, pourID: "p0"})
+	b, created, err := again.pour(context.Background(), pourRequest{tap: 1, volume: 100, pourID: "p0"})
 	if err != nil || created || b.id != 1 {
 		t.Errorf("repeat of deleted pour p0 after compaction = %+v, %v, %v; want pour 1 found again", b, created, err)
 	}
@@ -377,7 +376,7 @@ func TestJournalThatCannotBeWrittenRefusesChanges(t *testing.T) {
 	defer j.close()
 
 	for range 2 {
-		_, _, err := j.pour(context.Background(), pourRequest{tap: 1, volume: 500, glass: pint})
+		_, _, err := j.pour(context.Background(), pourRequest{tap: 1, volume: 500})
 		var e *apiError
 		if !errors.As(err, &e) || e.Status != http.StatusServiceUnavailable || !strings.Contains(e.Message, "nothing was stored") {
 			t.Fatalf("pour on a broken journal = %v; want a 503 saying nothing was stored", err)

@@ -14,12 +14,21 @@ type index struct {
 
 func (x *index) add(b *beer) {
 	x.all = append(x.all, b)
-	x.byGlass[b.glass] = append(x.byGlass[b.glass], b)
+	g := b.glass()
+	x.byGlass[g] = append(x.byGlass[g], b)
 }
 
 func (x *index) remove(b *beer) {
 	x.all = removeByID(x.all, b.id)
-	x.byGlass[b.glass] = removeByID(x.byGlass[b.glass], b.id)
+	g := b.glass()
+	x.byGlass[g] = removeByID(x.byGlass[g], b.id)
+}
+
+func (x *index) deleteFunc(del func(*beer) bool) {
+	x.all = slices.DeleteFunc(x.all, del)
+	for g := range x.byGlass {
+		x.byGlass[g] = slices.DeleteFunc(x.byGlass[g], del)
+	}
 }
 
 // pick returns the pours of glass g, or all of them when g is nil.
@@ -100,6 +109,32 @@ func (s *store) delete(b *beer) {
 		delete(s.taps, b.tap)
 	}
 	s.seq++
+}
+
+// deleteAll removes bs, stored pours, with one pass over each index where
+// a delete at a time moves the rest of each index up: replay's way to
+// apply the deletes of a long journal. The caller holds mu.
+func (s *store) deleteAll(bs []*beer) {
+	if len(bs) == 0 {
+		return
+	}
+	gone := make(map[*beer]bool, len(bs))
+	touched := make(map[int64]*tapPours)
+	for _, b := range bs {
+		gone[b] = true
+		t := s.taps[b.tap]
+		touched[b.tap] = t
+		t.microlitres -= microlitres(b.volume)
+		s.microlitres -= microlitres(b.volume)
+	}
+	isGone := func(b *beer) bool { return gone[b] }
+	s.pours.deleteFunc(isGone)
+	for tap, t := range touched {
+		if t.deleteFunc(isGone); len(t.all) == 0 {
+			delete(s.taps, tap)
+		}
+	}
+	s.seq += uint64(len(bs))
 }
 
 // get returns the pour with the given id.

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Measures every target of BENCHMARKS.md on this machine, on loopback: POST
+# throughput against the minimal reference server, fan-out to 1,000 to
+# 10,000 subscribers, memory per idle subscriber, subscriber churn, and a
+# store of 1,000,000 pours. Takes about ten minutes.
+#
+#   scripts/bench.sh            figures in bench-results/ (summary.txt, results.jsonl)
+#   OUT=/tmp/run scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-bench-results}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+results=$out/results.jsonl
+summary=$out/summary.txt
+: >"$results"
+: >"$summary"
+go build -o "$out/altair" .
+go build -o "$out/loadtest" ./loadtest
+port=18500
+minport=18501
+pid=
+
+say() { echo "$*" | tee -a "$summary"; }
+
+# start_altair ENV...: a fresh server on $port; waits until it answers.
+start_altair() {
+  env "$@" HOST=127.0.0.1 PORT=$port LOG_FORMAT=json "$out/altair" 2>>"$out/altair.log" >/dev/null &
+  pid=$!
+  await_port $port
+}
+
+start_minimal() {
+  "$out/loadtest" -minimal 127.0.0.1:$minport 2>/dev/null &
+  pid=$!
+  await_port $minport
+}
+
+await_port() {
+  for _ in $(seq 600); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return; fi
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  exit 1
+}
+
+stop() {
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+trap stop EXIT
+
+# measure LABEL PORT ARGS...: one load run, summarised and kept as JSON.
+measure() {
+  local label=$1 p=$2
+  shift 2
+  say ""
+  "$out/loadtest" -addr 127.0.0.1:"$p" -label "$label" -json "$results" "$@" | tee -a "$summary" || true
+}
+
+say "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3), $(date -u +%Y-%m-%dT%H:%MZ)"
+
+say "" && say "### POST throughput, 64 posters, 10 s each, three rounds"
+for round in 1 2 3; do
+  start_altair DATA_FILE=:memory:
+  measure "altair post memory round=$round" $port -posters 64 -duration 10s
+  stop
+  start_minimal
+  measure "minimal post round=$round" $minport -posters 64 -duration 10s
+  stop
+  rm -f "$out/post.jsonl"*
+  start_altair DATA_FILE="$out/post.jsonl"
+  measure "altair post journal round=$round" $port -posters 64 -duration 10s
+  stop
+done
+
+say "" && say "### Fan-out: every subscriber gets every pour, in order"
+for run in "1000 20" "2000 20" "5000 4" "10000 2"; do
+  set -- $run
+  start_altair DATA_FILE=:memory:
+  measure "altair subs=$1 rate=$2" $port -subs "$1" -rate "$2" -duration 20s
+  stop
+  start_minimal
+  measure "minimal subs=$1 rate=$2" $minport -subs "$1" -rate "$2" -duration 20s
+  stop
+done
+
+say "" && say "### Churn: 10,000 subscribe/unsubscribe cycles"
+start_altair DATA_FILE=:memory:
+measure "altair churn" $port -churn 10000
+stop
+
+say "" && say "### 1,000,000 stored pours"
+rm -f "$out/big.jsonl"*
+start_altair DATA_FILE="$out/big.jsonl"
+measure "altair seed" $port -seed 1000000 -pourids -posters 64
+measure "altair reads" $port -read 2000
+stop
+start_altair DATA_FILE="$out/big.jsonl"
+say "" && say "replay at start-up: $(grep '"replayed the journal"' "$out/altair.log" | tail -1)"
+measure "altair after replay" $port -read 200
+stop
+
+"$out/loadtest" -plot "$results" >"$out/latency.svg"
+say "" && say "figures: $summary, $results; plot: $out/latency.svg"
