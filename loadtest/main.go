@@ -42,6 +42,7 @@ type options struct {
 	minimal  string
 	plot     string
 	postOnly bool
+	postHere bool // send pours from this process even with subscribers (tests)
 }
 
 func main() {

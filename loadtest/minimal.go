@@ -28,6 +28,16 @@ func serveMinimal(ctx context.Context, addr string) error {
 	if err := checkLoopback(addr); err != nil {
 		return err
 	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	log.Printf("minimal server listening on %s", addr)
+	return minimalServer(ctx, ln)
+}
+
+// minimalServer serves the minimal reference server on ln until ctx ends.
+func minimalServer(ctx context.Context, ln net.Listener) error {
 	m := &minimal{events: make(chan []byte, 4096)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/beers", m.pour)
@@ -37,14 +47,13 @@ func serveMinimal(ctx context.Context, addr string) error {
 		syscall.Getrusage(syscall.RUSAGE_SELF, &u)
 		fmt.Fprintf(w, `{"subscribers":%d,"cpuMicros":%d,"rssBytes":%d}`, m.subs.Load(), u.Utime.Nano()/1000+u.Stime.Nano()/1000, u.Maxrss*1024)
 	})
-	srv := &http.Server{Addr: addr, Handler: mux}
+	srv := &http.Server{Handler: mux}
 	go m.broadcast()
 	go func() {
 		<-ctx.Done()
 		srv.Close()
 	}()
-	log.Printf("minimal server listening on %s", addr)
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -54,6 +63,7 @@ type minimal struct {
 	next   atomic.Int64
 	subs   atomic.Int64
 	events chan []byte
+	order  sync.Mutex // held from taking an id to queueing its event
 
 	mu    sync.Mutex
 	conns []net.Conn
@@ -69,15 +79,19 @@ func (m *minimal) pour(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	stamp := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	// Events go out in id order, as the real server's do.
+	m.order.Lock()
 	body := fmt.Appendf(nil, `{"beer":{"id":%d,"tapId":%d,"volume":%g,"type":"pint","timestamp":%q}}`,
-		m.next.Add(1), p.TapID, p.Volume, time.Now().UTC().Format("2006-01-02T15:04:05.000Z"))
+		m.next.Add(1), p.TapID, p.Volume, stamp)
+	if m.subs.Load() > 0 {
+		m.events <- frame(append([]byte(`{"event":"pour",`), body[1:]...))
+	}
+	m.order.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusCreated)
 	w.Write(body)
-	if m.subs.Load() > 0 {
-		m.events <- frame(append([]byte(`{"event":"pour",`), body[1:]...))
-	}
 }
 
 // subscribe completes the WebSocket handshake by hand and keeps the raw

@@ -225,7 +225,7 @@ func load(ctx context.Context, o options) (result, error) {
 	}
 	cpu0 := serverStats(o.addr)
 	send := sendPours
-	if len(subs) > 0 {
+	if len(subs) > 0 && !o.postHere {
 		send = sendPoursApart // so that the subscribers' work does not delay the posts
 	}
 	posts, scheduled, err := send(ctx, o)
