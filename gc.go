@@ -26,7 +26,9 @@ func tuneGC(getenv func(string) string) {
 		metrics.Read(sample)
 		live := max(sample[0].Value.Uint64(), 1<<20)
 		grow := max(minHeap-min(live, minHeap), live/4)
-		debug.SetGCPercent(int(min(100*grow/live, 10000)))
+		// The runtime never collects below 4 MB × GOGC/100, so a percent
+		// above 1600 would put even the first collection past minHeap.
+		debug.SetGCPercent(int(min(100*grow/live, 100*minHeap/(4<<20))))
 		runtime.SetFinalizer(new(gcSentinel), afterGC) // runs after the next collection
 	}
 	afterGC(nil)

@@ -38,6 +38,7 @@ type httpConn struct {
 	c     net.Conn
 	br    *bufio.Reader
 	req   []byte
+	used  time.Time // when it last sent a request
 }
 
 func dialHTTP(addr, token string) (*httpConn, error) {
@@ -45,7 +46,7 @@ func dialHTTP(addr, token string) (*httpConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &httpConn{addr: addr, token: token, c: c, br: bufio.NewReaderSize(c, 64<<10)}, nil
+	return &httpConn{addr: addr, token: token, c: c, br: bufio.NewReaderSize(c, 64<<10), used: time.Now()}, nil
 }
 
 func (h *httpConn) close() { h.c.Close() }

@@ -55,6 +55,18 @@ func newPool(o options) (*pool, error) {
 	return p, nil
 }
 
+// staleAfter is how long a connection may wait unused: servers close a
+// connection that sends no request for a few seconds.
+const staleAfter = 2 * time.Second
+
+// redial replaces h's connection by a new one.
+func (p *pool) redial(h *httpConn) {
+	h.close()
+	if fresh, err := dialHTTP(p.o.addr, p.o.token); err == nil {
+		*h = *fresh
+	}
+}
+
 func (p *pool) close() {
 	for range cap(p.conns) {
 		(<-p.conns).close()
@@ -66,15 +78,16 @@ func (p *pool) close() {
 func (p *pool) send(n int, run string, due time.Time) post {
 	h := <-p.conns
 	defer func() { p.conns <- h }()
+	if time.Since(h.used) > staleAfter {
+		p.redial(h)
+	}
+	h.used = time.Now()
 	var body [128]byte
 	sent := time.Now().UnixNano()
 	status, answer, err := h.do("POST", "/api/beers", pourBody(body[:0], n, p.o.pourIDs, run))
 	r := post{Sent: sent, Latency: time.Since(due)}
 	if err != nil {
-		h.close()
-		if fresh, derr := dialHTTP(p.o.addr, p.o.token); derr == nil {
-			*h = *fresh
-		}
+		p.redial(h)
 		return r
 	}
 	if status == 201 {

@@ -119,14 +119,44 @@ func closeSubs(subs []*sub) {
 	wg.Wait()
 }
 
-// churn opens and closes o.churn subscribers, 64 at a time, and compares
-// the server's goroutines and resident memory before and after.
+// churnRounds is how many times churn opens and closes o.churn subscribers:
+// memory that grows from round to round is a leak; what the first round
+// leaves is the garbage collector's slack.
+const churnRounds = 3
+
+// churn opens and closes o.churn subscribers, 64 at a time, churnRounds
+// times, and compares the server's goroutines and resident memory before
+// and after each round.
 func churn(ctx context.Context, o options) (result, error) {
 	res := result{Mode: "churn", NoFile: raiseNoFile(), Server: map[string]int64{}}
 	before := serverStats(o.addr)
 	if before == nil {
 		return res, fmt.Errorf("the server at %s has no /debug/stats", o.addr)
 	}
+	res.Server["goroutinesBefore"], res.Server["rssBytesBefore"] = before["goroutines"], before["rssBytes"]
+	var after map[string]int64
+	for round := 1; round <= churnRounds; round++ {
+		res.ConnectFailures += churnOnce(ctx, o)
+		after = settle(o.addr, before["goroutines"])
+		res.Server[fmt.Sprintf("rssBytesAfterRound%d", round)] = after["rssBytes"]
+		res.Server[fmt.Sprintf("goroutinesAfterRound%d", round)] = after["goroutines"]
+	}
+	res.Subscribers = churnRounds * o.churn
+	res.Connected = res.Subscribers - res.ConnectFailures
+	first, last := res.Server["rssBytesAfterRound1"], after["rssBytes"]
+	switch {
+	case after["goroutines"] > before["goroutines"] || after["subscribers"] != 0:
+		res.Failed = fmt.Sprintf("the server has %d goroutines and %d subscribers after churn; it had %d and %d",
+			after["goroutines"], after["subscribers"], before["goroutines"], before["subscribers"])
+	case last > first+first/10:
+		res.Failed = fmt.Sprintf("the server's memory grew from %d to %d bytes between the first and the last round", first, last)
+	}
+	return res, nil
+}
+
+// churnOnce opens and closes n subscribers, 64 at a time, and returns how
+// many could not connect.
+func churnOnce(ctx context.Context, o options) int {
 	var wg sync.WaitGroup
 	var failures atomic.Int64
 	gate := make(chan struct{}, 64)
@@ -143,17 +173,7 @@ func churn(ctx context.Context, o options) (result, error) {
 		})
 	}
 	wg.Wait()
-	res.Subscribers, res.ConnectFailures = o.churn, int(failures.Load())
-	res.Connected = res.Subscribers - res.ConnectFailures
-	after := settle(o.addr, before["goroutines"])
-	for _, k := range []string{"goroutines", "rssBytes", "heapBytes", "subscribers"} {
-		res.Server[k+"Before"], res.Server[k+"After"] = before[k], after[k]
-	}
-	if after["goroutines"] > before["goroutines"] || after["subscribers"] != 0 {
-		res.Failed = fmt.Sprintf("the server has %d goroutines and %d subscribers after churn; it had %d and %d",
-			after["goroutines"], after["subscribers"], before["goroutines"], before["subscribers"])
-	}
-	return res, nil
+	return int(failures.Load())
 }
 
 // settle waits up to 10 s for the server's goroutines to fall back to

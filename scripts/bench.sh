@@ -86,7 +86,7 @@ for run in "1000 20" "2000 20" "5000 4" "10000 2"; do
   stop
 done
 
-say "" && say "### Churn: 10,000 subscribe/unsubscribe cycles"
+say "" && say "### Churn: 10,000 subscribe/unsubscribe cycles, three times"
 start_altair DATA_FILE=:memory:
 measure "altair churn" $port -churn 10000
 stop
@@ -99,7 +99,7 @@ measure "altair reads" $port -read 2000
 stop
 start_altair DATA_FILE="$out/big.jsonl"
 say "" && say "replay at start-up: $(grep '"replayed the journal"' "$out/altair.log" | tail -1)"
-measure "altair after replay" $port -read 200
+measure "altair after replay" $port -read 2000
 stop
 
 "$out/loadtest" -plot "$results" >"$out/latency.svg"
