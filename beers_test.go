@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -492,5 +493,24 @@ func TestAppendStampMatchesTimeFormat(t *testing.T) {
 		if got := string(appendStamp(nil, ms)); got != want {
 			t.Errorf("appendStamp(%d) = %s; want %s", ms, got, want)
 		}
+	}
+}
+
+// TestChunkedBodyOverTheLimit sends a body without a Content-Length, so
+// that only reading it can tell it is too large.
+func TestChunkedBodyOverTheLimit(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	body := io.MultiReader(strings.NewReader(`{"tapId":1,"volume":500,"pourId":"`), strings.NewReader(strings.Repeat("x", 70<<10)))
+	req, _ := http.NewRequest("POST", ts.url+"/api/beers", body) // an io.Reader of unknown length: chunked
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	checkError(t, response{resp.StatusCode, resp.Header, b}, 413, "over 64 KiB")
+	if l := ts.list(t, ""); l.Total != 0 {
+		t.Errorf("an oversized body stored %d pours", l.Total)
 	}
 }

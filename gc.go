@@ -24,14 +24,20 @@ func tuneGC(getenv func(string) string) {
 	var afterGC func(*gcSentinel)
 	afterGC = func(*gcSentinel) {
 		metrics.Read(sample)
-		live := max(sample[0].Value.Uint64(), 1<<20)
-		grow := max(minHeap-min(live, minHeap), live/4)
-		// The runtime never collects below 4 MB × GOGC/100, so a percent
-		// above 1600 would put even the first collection past minHeap.
-		debug.SetGCPercent(int(min(100*grow/live, 100*minHeap/(4<<20))))
+		debug.SetGCPercent(gcPercent(sample[0].Value.Uint64()))
 		runtime.SetFinalizer(new(gcSentinel), afterGC) // runs after the next collection
 	}
 	afterGC(nil)
+}
+
+// gcPercent is the GOGC that lets a heap of live bytes grow to the larger
+// of minHeap and live + live/4 before the next collection.
+func gcPercent(live uint64) int {
+	live = max(live, 1<<20)
+	grow := max(minHeap-min(live, minHeap), live/4)
+	// The runtime never collects below 4 MB × GOGC/100, so a percent above
+	// 1600 would put even the first collection past minHeap.
+	return int(min(100*grow/live, 100*minHeap/(4<<20)))
 }
 
 // A gcSentinel is garbage whose finalizer runs after each collection.

@@ -292,3 +292,39 @@ func (s *subscription) nextPour(want apiBeer) {
 		s.t.Fatalf("event = %+v (beer %+v); want the pour %+v", e, e.Beer, want)
 	}
 }
+
+func TestHealthcheckCommand(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	port := ts.url[strings.LastIndex(ts.url, ":")+1:]
+	env := func(p string) func(string) string {
+		return func(k string) string {
+			if k == "PORT" {
+				return p
+			}
+			return ""
+		}
+	}
+	if got := healthcheck(env(port)); got != 0 {
+		t.Errorf("healthcheck against a healthy server = %d; want 0", got)
+	}
+	ts.stop()
+	if got := healthcheck(env(port)); got != 1 {
+		t.Errorf("healthcheck against a stopped server = %d; want 1", got)
+	}
+}
+
+func TestStats(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	ts.pour(t, 1, 500)
+	ts.subscribe(t)
+	var st stats
+	waitFor(t, 5*time.Second, "the subscriber to count", func() bool {
+		decode(t, do(t, "GET", ts.url+"/debug/stats", ""), &st)
+		return st.Subscribers == 1
+	})
+	if st.Pours != 1 || st.Goroutines < 3 || st.HeapBytes == 0 || st.StackBytes == 0 || st.CPUMicros <= 0 || st.RSSBytes <= 0 {
+		t.Errorf("stats = %+v; want 1 pour, 1 subscriber and the process's figures", st)
+	}
+}

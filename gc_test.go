@@ -1,0 +1,25 @@
+package main
+
+import "testing"
+
+func TestGCPercent(t *testing.T) {
+	t.Parallel()
+	const mib = 1 << 20
+	tests := []struct {
+		live uint64
+		want int
+	}{
+		{0, 1600},        // at start: the first collection at 64 MiB, not later
+		{1 * mib, 1600},  // 4 MiB × 16 = 64 MiB is the runtime's floor
+		{8 * mib, 700},   // 8 MiB grows to 64 MiB
+		{32 * mib, 100},  // 32 MiB grows to 64 MiB
+		{64 * mib, 25},   // from here on, a quarter of the live heap
+		{400 * mib, 25},  // a million pours
+		{4096 * mib, 25}, // and more
+	}
+	for _, tt := range tests {
+		if got := gcPercent(tt.live); got != tt.want {
+			t.Errorf("gcPercent(%d MiB) = %d; want %d", tt.live/mib, got, tt.want)
+		}
+	}
+}
