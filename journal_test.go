@@ -110,6 +110,11 @@ func TestJournalReplaysEveryChange(t *testing.T) {
 	}
 	j.mustRemove(t, 3)
 	j.mustRemove(t, 10) // the highest id: still never issued again
+	events := j.events.all()
+	if len(events) != 12 || !strings.HasPrefix(events[0], `{"event":"pour","beer":{"id":1,`) ||
+		events[10] != `{"event":"deleted","id":3}` || events[11] != `{"event":"deleted","id":10}` {
+		t.Errorf("published %d events %q; want 10 pours, then deletes 3 and 10", len(events), events)
+	}
 	want, wantReport := contents(j.store), fmt.Sprint(j.store.report())
 	j.close()
 
