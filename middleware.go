@@ -53,7 +53,8 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // logRequests logs one line per request once it is answered: status,
 // method, path and query (with any token hidden), remote address,
 // duration, and what the handler added (the pour stored or deleted). A
-// WebSocket's line comes when it closes. A handler's panic becomes a 500
+// WebSocket's line (status 101) comes when the handshake is done; the hub
+// logs its disconnect. A handler's panic becomes a 500
 // and a log line with the stack, instead of a dropped connection.
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
