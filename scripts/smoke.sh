@@ -6,18 +6,21 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 base="http://$ADDR"
 failed=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 
 # expect STATUS METHOD PATH [BODY]: the answer must have STATUS.
 expect() {
   local want=$1 method=$2 path=$3 body=${4:-}
-  local args=(-sS -o /tmp/smoke.$$ -w '%{http_code}' -X "$method" "${AUTH[@]}")
+  local args=(-sS -o "$out" -w '%{http_code}' -X "$method" "${AUTH[@]}")
   if [ -n "$body" ]; then args+=(-d "$body"); fi
   local got
+  : >"$out"
   got=$(curl "${args[@]}" "$base$path") || got="curl failed"
   if [ "$got" = "$want" ]; then
     echo "ok   $want $method $path"
   else
-    echo "FAIL $method $path: got $got, want $want: $(cat /tmp/smoke.$$ 2>/dev/null)"
+    echo "FAIL $method $path: got $got, want $want: $(cat "$out" 2>/dev/null)"
     failed=1
   fi
 }
@@ -25,7 +28,8 @@ expect() {
 expect 200 GET /healthz
 expect 200 GET /
 expect 201 POST /api/beers '{"tapId":1,"volume":500}'
-id=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' /tmp/smoke.$$)
+id=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' "$out")
+id=${id:-1}
 expect 200 GET "/api/beers/$id"
 expect 200 GET '/api/beers?page=1&page_size=10&type=pint&tapId=1'
 expect 200 GET /api/report
@@ -56,5 +60,4 @@ ws=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 "${AUTH[@]}" \
   -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "$base/sockets/beers" 2>/dev/null || true)
 if [ "$ws" = 101 ]; then echo "ok   101 GET /sockets/beers (WebSocket)"; else echo "FAIL WebSocket handshake: got $ws, want 101"; failed=1; fi
 
-rm -f /tmp/smoke.$$
 exit $failed
