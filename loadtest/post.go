@@ -231,10 +231,9 @@ func load(ctx context.Context, o options) (result, error) {
 				"goroutinesIdle": after["goroutines"]}
 		}
 	}
-	readCtx, stopReading := context.WithCancel(ctx)
 	start := time.Now()
 	for _, s := range subs {
-		go s.read(readCtx)
+		go s.read()
 	}
 	cpu0 := serverStats(o.addr)
 	send := sendPours
@@ -243,7 +242,7 @@ func load(ctx context.Context, o options) (result, error) {
 	}
 	posts, scheduled, err := send(ctx, o)
 	if err != nil {
-		stopReading()
+		stopReading(subs)
 		return res, err
 	}
 	summarise(&res, posts, time.Since(start))
@@ -255,10 +254,7 @@ func load(ctx context.Context, o options) (result, error) {
 	}
 	res.Scheduled = scheduled
 	awaitDelivery(subs, lastAcked(posts), 15*time.Second)
-	stopReading()
-	for _, s := range subs {
-		<-s.done
-	}
+	stopReading(subs)
 	match(&res, subs, posts)
 	return res, nil
 }

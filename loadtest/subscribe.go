@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -22,6 +23,7 @@ type sub struct {
 	last atomic.Int64 // the highest id it got, for watching progress
 	err  error        // why it stopped reading before the end, if it did
 	done chan struct{}
+	stop atomic.Bool // the end: the connection is closed and read returns
 }
 
 // raiseNoFile lifts this process's open-file limit to the hard limit, so
@@ -85,19 +87,27 @@ func dialSub(ctx context.Context, o options) (*sub, error) {
 	return &sub{conn: c, done: make(chan struct{})}, nil
 }
 
-// read records every pour event until ctx ends or the connection does.
-func (s *sub) read(ctx context.Context) {
+// read records every pour event until stopReading is called or the
+// connection ends. It reads with a context that never ends and into one
+// buffer: a context that can end costs every read a registration with it,
+// on a lock that every subscriber shares.
+func (s *sub) read() {
 	defer close(s.done)
 	var last int64
+	var buf bytes.Buffer
 	for {
-		_, msg, err := s.conn.Read(ctx)
+		_, r, err := s.conn.Reader(context.Background())
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
-			if ctx.Err() == nil {
+			if !s.stop.Load() {
 				s.err = err
 			}
 			return
 		}
-		id := beerID(msg)
+		id := beerID(buf.Bytes())
 		if id == 0 {
 			continue // a report or a delete
 		}
@@ -108,6 +118,17 @@ func (s *sub) read(ctx context.Context) {
 		s.ids = append(s.ids, id)
 		s.at = append(s.at, time.Now().UnixNano())
 		s.last.Store(id)
+	}
+}
+
+// stopReading ends every subscriber's read and waits for it.
+func stopReading(subs []*sub) {
+	for _, s := range subs {
+		s.stop.Store(true)
+		s.conn.CloseNow()
+	}
+	for _, s := range subs {
+		<-s.done
 	}
 }
 
