@@ -160,17 +160,18 @@ func BenchmarkHubPublish(b *testing.B) {
 	go h.run(ctx)
 	var got sync.WaitGroup
 	for range subs {
-		sub := newSubscriber("bench")
+		sub := newSubscriber(nil, nil, "bench")
 		h.joins <- sub
 		go func() {
 			var events [][]byte
 			for range sub.wake {
-				events, _ = sub.take(events)
+				events, _, _ = sub.take(events)
 				for _, e := range events {
 					if len(e) > 0 && e[0] == 'p' {
 						got.Done()
 					}
 				}
+				sub.wrote()
 			}
 		}()
 	}

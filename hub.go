@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,11 +24,22 @@ const (
 	readLimit   = 512              // the largest message a subscriber may send; it sends none
 	readBuffer  = 512              // bytes buffered from a subscriber, which sends only control frames
 	writeBuffer = 1024             // bytes buffered to a subscriber: a pour event is a few hundred
+	directMax   = sendBuffer / 4   // the largest event the hub writes to a socket itself
+	directAhead = 2 << 10          // for that, the most bytes its peer may not have acknowledged yet
+	minPart     = 256              // the fewest subscribers worth a goroutine of the fan-out
 )
 
 // A hub fans events out to subscribers. One goroutine owns the set of
 // subscribers; publishing never blocks on a subscriber, and each event is
 // encoded once and shared by every subscriber's queue.
+//
+// The hub writes an event to a subscriber's socket itself when nothing
+// waits for that subscriber and its peer has acknowledged nearly everything
+// sent so far: the write then only copies the event into the kernel's
+// buffer and does not block. Otherwise the event joins the subscriber's
+// queue, which the subscriber's own writer goroutine empties, so a slow
+// peer delays nobody else. Waking a goroutine costs more than the write it
+// would do. With many subscribers, each core writes to a share of them.
 //
 // Every subscriber's stream is consistent: a report counts exactly the
 // changes whose events came before it in that stream. Changes are numbered
@@ -43,6 +55,12 @@ type hub struct {
 	subscribers atomic.Int64   // how many, for /debug/stats
 	pos         uint64         // the seq of the last change sent; set before run, then run's
 
+	// The hub's own writes do not block, by the check before each; should
+	// one block all the same, watchdog closes its connection after writeWait.
+	writing  []atomic.Pointer[websocket.Conn] // the connection each share's goroutine is writing to
+	watchdog *time.Timer
+	targets  []*subscriber // the subscribers of the event being sent; run's
+
 	joins  chan *subscriber
 	leaves chan *subscriber
 	events chan event
@@ -57,7 +75,7 @@ type event struct {
 }
 
 func newHub(report func() event, interval time.Duration, log *slog.Logger) *hub {
-	return &hub{
+	h := &hub{
 		report:   report,
 		interval: interval,
 		maxQueue: maxQueue,
@@ -66,7 +84,17 @@ func newHub(report func() event, interval time.Duration, log *slog.Logger) *hub 
 		leaves:   make(chan *subscriber),
 		events:   make(chan event, maxBatch),
 		done:     make(chan struct{}),
+		writing:  make([]atomic.Pointer[websocket.Conn], runtime.GOMAXPROCS(0)),
 	}
+	h.watchdog = time.AfterFunc(writeWait, func() {
+		for i := range h.writing {
+			if c := h.writing[i].Load(); c != nil {
+				c.CloseNow()
+			}
+		}
+	})
+	h.watchdog.Stop()
+	return h
 }
 
 // run delivers events until ctx ends, then tells every subscriber that the
@@ -119,18 +147,75 @@ func (h *hub) run(ctx context.Context) {
 // report did not count it; and a report to every subscriber whose first
 // report is not newer.
 func (h *hub) sendAll(subs map[*subscriber]struct{}, e event, isReport bool) {
+	to := h.targets[:0]
 	for s := range subs {
 		if e.seq > s.since || isReport && e.seq == s.since {
-			h.send(subs, s, e.msg)
+			to = append(to, s)
+		}
+	}
+	h.targets = to
+	h.fanOut(to, e.msg)
+	for _, s := range to {
+		if s.tooSlow {
+			h.cut(subs, s)
+		}
+	}
+	clear(to)
+}
+
+// fanOut gives msg to every subscriber in to, shared among up to one
+// goroutine a core, and returns when each has it.
+func (h *hub) fanOut(to []*subscriber, msg []byte) {
+	parts := min(len(h.writing), 1+len(to)/minPart)
+	share := func(i int) []*subscriber { return to[i*len(to)/parts : (i+1)*len(to)/parts] }
+	h.watchdog.Reset(writeWait)
+	defer h.watchdog.Stop()
+	var wg sync.WaitGroup
+	for i := 1; i < parts; i++ {
+		wg.Go(func() { h.deliver(i, share(i), msg) })
+	}
+	h.deliver(0, share(0), msg)
+	wg.Wait()
+}
+
+// deliver gives msg to each of share's subscribers, marking those too slow
+// to take it; it runs on the goroutine of the share.
+func (h *hub) deliver(share int, subs []*subscriber, msg []byte) {
+	for _, s := range subs {
+		if !h.writeNow(share, s, msg) && !s.push(msg, h.maxQueue) {
+			s.tooSlow = true
 		}
 	}
 }
 
+// writeNow writes msg to s's socket at once, if nothing waits for s and
+// its peer has acknowledged nearly everything sent to it: then the write
+// does not block. It reports whether it took msg.
+func (h *hub) writeNow(share int, s *subscriber, msg []byte) bool {
+	if s.raw == nil || len(msg) > directMax || !s.idle() {
+		return false
+	}
+	if n, ok := unsent(s.raw); !ok || n > directAhead {
+		return false
+	}
+	h.writing[share].Store(s.conn)
+	err := s.conn.Write(context.Background(), websocket.MessageText, msg)
+	h.writing[share].Store(nil)
+	if err != nil {
+		s.fail(err)
+	}
+	return true
+}
+
 // send queues msg for s, or drops s if too many events wait for it already.
 func (h *hub) send(subs map[*subscriber]struct{}, s *subscriber, msg []byte) {
-	if s.push(msg, h.maxQueue) {
-		return
+	if !s.push(msg, h.maxQueue) {
+		h.cut(subs, s)
 	}
+}
+
+// cut drops s, which has too many events waiting.
+func (h *hub) cut(subs map[*subscriber]struct{}, s *subscriber) {
 	delete(subs, s)
 	s.drop(websocket.StatusPolicyViolation, fmt.Sprintf("too slow: %d events were waiting", h.maxQueue))
 	h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", h.maxQueue)
@@ -144,133 +229,4 @@ func (h *hub) publish(e event) {
 	case h.events <- e:
 	case <-h.done:
 	}
-}
-
-// A subscriber is one WebSocket connection's queue of events.
-type subscriber struct {
-	remote string        // the peer's address, for logs
-	wake   chan struct{} // signalled when the queue or closed changes
-	since  uint64        // the seq its first report counted up to; the hub's
-
-	mu     sync.Mutex
-	queue  [][]byte
-	closed bool // the hub has dropped the subscriber
-	code   websocket.StatusCode
-	reason string
-}
-
-func newSubscriber(remote string) *subscriber {
-	return &subscriber{remote: remote, wake: make(chan struct{}, 1)}
-}
-
-// push queues msg unless limit events are waiting already.
-func (s *subscriber) push(msg []byte, limit int) bool {
-	s.mu.Lock()
-	ok := len(s.queue) < limit
-	if ok {
-		s.queue = append(s.queue, msg)
-	}
-	s.mu.Unlock()
-	s.signal()
-	return ok
-}
-
-// drop tells the subscriber's writer to close the connection with code.
-func (s *subscriber) drop(code websocket.StatusCode, reason string) {
-	s.mu.Lock()
-	s.closed, s.code, s.reason = true, code, reason
-	s.mu.Unlock()
-	s.signal()
-}
-
-func (s *subscriber) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// take swaps the waiting events for spare, which the caller has written.
-func (s *subscriber) take(spare [][]byte) (events [][]byte, closed bool) {
-	clear(spare)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	events, s.queue = s.queue, spare[:0]
-	return events, s.closed
-}
-
-// serve writes events to c until the peer leaves, a write fails or the hub
-// drops the subscriber. It runs on a goroutine of its own; c.CloseRead runs
-// the only other one, which answers pings and notices the peer's close.
-func (h *hub) serve(c *websocket.Conn, remote string) {
-	s := newSubscriber(remote)
-	select {
-	case h.joins <- s:
-	case <-h.done:
-		c.Close(websocket.StatusGoingAway, "the server is shutting down")
-		return
-	}
-	h.log.Info("subscriber connected", "remote", remote)
-	err := s.writeLoop(c)
-	select {
-	case h.leaves <- s:
-	case <-h.done:
-	}
-	h.log.Info("subscriber disconnected", "remote", remote, "reason", err)
-}
-
-func (s *subscriber) writeLoop(c *websocket.Conn) error {
-	defer c.CloseNow()
-	ctx := c.CloseRead(context.Background())
-	// stall closes the connection if writing what waits takes longer than
-	// writeWait. One timer, armed only while writing, is much cheaper than
-	// a context with a deadline for every write.
-	stall := time.AfterFunc(writeWait, func() { c.CloseNow() })
-	stall.Stop()
-	defer stall.Stop()
-	ping := time.NewTicker(pingPeriod)
-	defer ping.Stop()
-	var events [][]byte
-	for {
-		select {
-		case <-s.wake:
-			var closed bool
-			events, closed = s.take(events)
-			if err := writeEvents(c, events, stall); err != nil {
-				return err
-			}
-			if closed {
-				return c.Close(s.code, s.reason)
-			}
-		case <-ping.C:
-			if err := pingPeer(ctx, c); err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return fmt.Errorf("the peer left: %w", context.Cause(ctx))
-		}
-	}
-}
-
-// writeEvents writes events to c, closing it if that takes longer than
-// writeWait. The writes take a context that never ends, which lets the
-// library skip its per-write timeout machinery.
-func writeEvents(c *websocket.Conn, events [][]byte, stall *time.Timer) error {
-	if len(events) == 0 {
-		return nil
-	}
-	stall.Reset(writeWait)
-	defer stall.Stop()
-	for _, msg := range events {
-		if err := c.Write(context.Background(), websocket.MessageText, msg); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func pingPeer(ctx context.Context, c *websocket.Conn) error {
-	ctx, cancel := context.WithTimeout(ctx, pongWait)
-	defer cancel()
-	return c.Ping(ctx)
 }

@@ -52,6 +52,50 @@ func TestEveryClientGetsEveryEventInOrder(t *testing.T) {
 	wg.Wait()
 }
 
+// With more than minPart subscribers the fan-out is split among
+// goroutines; each subscriber must still get every event in order.
+func TestSplitFanOutKeepsEveryStreamInOrder(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	clients := 2*minPart + 8
+	subs := make([]*subscription, clients)
+	for i := range subs {
+		subs[i] = ts.subscribe(t)
+	}
+	const pours = 20
+	for i := range pours {
+		ts.pour(t, 1, 500)
+		if i == pours/2 {
+			do(t, "DELETE", ts.url+"/api/beers/3", "")
+		}
+	}
+	var wg sync.WaitGroup
+	for i, s := range subs {
+		wg.Go(func() {
+			var got []string
+			for len(got) < pours+1 {
+				e, err := s.read(10 * time.Second)
+				if err != nil {
+					t.Errorf("client %d after %v: %v", i, got, err)
+					return
+				}
+				got = append(got, fmt.Sprint(e.Event, orZero(e.Beer).ID, e.ID))
+			}
+			want := make([]string, 0, pours+1)
+			for id := 1; id <= pours; id++ {
+				want = append(want, fmt.Sprint("pour", id, 0))
+				if id == pours/2+1 {
+					want = append(want, fmt.Sprint("deleted", 0, 3))
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("client %d got %v; want %v", i, got, want)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func orZero(b *apiBeer) *apiBeer {
 	if b == nil {
 		return &apiBeer{}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/coder/websocket"
 )
@@ -41,7 +42,7 @@ func handleSubscribe(h *hub, a *auth, log *slog.Logger) http.HandlerFunc {
 		go func() {
 			defer h.conns.Done()
 			defer h.subscribers.Add(-1)
-			h.serve(c, r.RemoteAddr)
+			h.serve(c, rawConn(r.Context()), r.RemoteAddr)
 		}()
 	}
 }
@@ -102,6 +103,16 @@ func boundSendBuffer(ctx context.Context) {
 	if c, ok := ctx.Value(connKey{}).(*net.TCPConn); ok {
 		c.SetWriteBuffer(sendBuffer)
 	}
+}
+
+// rawConn returns the socket of the request's connection, or nil.
+func rawConn(ctx context.Context) syscall.RawConn {
+	if c, ok := ctx.Value(connKey{}).(*net.TCPConn); ok {
+		if rc, err := c.SyscallConn(); err == nil {
+			return rc
+		}
+	}
+	return nil
 }
 
 // smallBuffers hands websocket.Accept, when it hijacks the connection,
