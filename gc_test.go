@@ -23,3 +23,24 @@ func TestGCPercent(t *testing.T) {
 		}
 	}
 }
+
+func TestWorthGivingBack(t *testing.T) {
+	t.Parallel()
+	const mib = 1 << 20
+	tests := []struct {
+		allocated, live, held uint64
+		want                  bool
+	}{
+		{0, 3 * mib, 78 * mib, true},         // idle after 10,000 subscribers came and went
+		{0, 3 * mib, 12 * mib, false},        // idle, and holding little
+		{64 * mib, 3 * mib, 78 * mib, false}, // busy: the heap is in use
+		{0, 150 * mib, 206 * mib, false},     // idle with a million pours: nearly all of it live
+		{0, 150 * mib, 400 * mib, true},      // idle after a large burst on a large store
+	}
+	for _, tt := range tests {
+		if got := worthGivingBack(tt.allocated, tt.live, tt.held); got != tt.want {
+			t.Errorf("worthGivingBack(%d, %d MiB live, %d MiB held) = %v; want %v",
+				tt.allocated, tt.live/mib, tt.held/mib, got, tt.want)
+		}
+	}
+}

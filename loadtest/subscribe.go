@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -158,7 +159,7 @@ func churn(ctx context.Context, o options) (result, error) {
 	var after map[string]int64
 	for round := 1; round <= churnRounds; round++ {
 		res.ConnectFailures += churnOnce(ctx, o)
-		after = settle(o.addr, before["goroutines"])
+		after = settle(o.addr, before["goroutines"], before["rssBytes"])
 		res.Server[fmt.Sprintf("rssBytesAfterRound%d", round)] = after["rssBytes"]
 		res.Server[fmt.Sprintf("goroutinesAfterRound%d", round)] = after["goroutines"]
 	}
@@ -198,11 +199,24 @@ func churnOnce(ctx context.Context, o options) int {
 }
 
 // settle waits up to 10 s for the server's goroutines to fall back to
-// want, then returns its stats.
-func settle(addr string, want int64) map[string]int64 {
+// goroutines, then, since a server may give memory back only once it is
+// idle, up to 15 s more until its resident memory is within a tenth of
+// rss or has not fallen for 4 s. It returns the server's stats.
+func settle(addr string, goroutines, rss int64) map[string]int64 {
 	var st map[string]int64
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if st = serverStats(addr); st != nil && st["goroutines"] <= want && st["subscribers"] == 0 {
+		if st = serverStats(addr); st != nil && st["goroutines"] <= goroutines && st["subscribers"] == 0 {
+			break
+		}
+	}
+	low, since := int64(math.MaxInt64), time.Now()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if st = serverStats(addr); st == nil || st["rssBytes"] <= rss+rss/10 {
+			break
+		}
+		if st["rssBytes"] < low-low/100 {
+			low, since = st["rssBytes"], time.Now()
+		} else if time.Since(since) > 4*time.Second {
 			break
 		}
 	}
