@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
 
 func TestGCPercent(t *testing.T) {
 	t.Parallel()
@@ -43,4 +48,35 @@ func TestWorthGivingBack(t *testing.T) {
 				tt.allocated, tt.live/mib, tt.held/mib, got, tt.want)
 		}
 	}
+}
+
+// After a burst of subscribers, an idle server gives the memory they took
+// back to the OS.
+func TestIdleServerGivesMemoryBack(t *testing.T) {
+	t.Parallel()
+	ts := startServerProcess(t, buildBinary(t, "."), memoryOnly)
+	rss := func() int64 {
+		var st stats
+		decode(t, do(t, "GET", ts.url+"/debug/stats", ""), &st)
+		return st.RSSBytes
+	}
+	before := rss()
+	conns := make([]*websocket.Conn, 1500)
+	for i := range conns {
+		c, _, err := ts.dialWebSocket("")
+		if err != nil {
+			t.Fatalf("subscriber %d: %v", i, err)
+		}
+		conns[i] = c
+	}
+	for _, c := range conns {
+		c.CloseNow()
+	}
+	peak := rss()
+	if peak < before+20<<20 {
+		t.Fatalf("resident memory went from %d to only %d bytes with 1,500 subscribers; the test needs it to grow", before, peak)
+	}
+	waitFor(t, 15*time.Second, "resident memory to fall back", func() bool {
+		return rss() < before+(peak-before)/4
+	})
 }
