@@ -56,9 +56,8 @@ type hub struct {
 	pos         uint64         // the seq of the last change sent; set before run, then run's
 
 	// The hub's own writes do not block, by the check before each; should
-	// one block all the same, watchdog closes its connection after writeWait.
-	writing  []atomic.Pointer[websocket.Conn] // the connection each share's goroutine is writing to
-	watchdog *time.Timer
+	// one block all the same, the watchdog closes its connection.
+	watchdog *watchdog
 	targets  []*subscriber // the subscribers of the event being sent; run's
 
 	joins  chan *subscriber
@@ -84,16 +83,8 @@ func newHub(report func() event, interval time.Duration, log *slog.Logger) *hub 
 		leaves:   make(chan *subscriber),
 		events:   make(chan event, maxBatch),
 		done:     make(chan struct{}),
-		writing:  make([]atomic.Pointer[websocket.Conn], runtime.GOMAXPROCS(0)),
+		watchdog: newWatchdog(runtime.GOMAXPROCS(0), writeWait),
 	}
-	h.watchdog = time.AfterFunc(writeWait, func() {
-		for i := range h.writing {
-			if c := h.writing[i].Load(); c != nil {
-				c.CloseNow()
-			}
-		}
-	})
-	h.watchdog.Stop()
 	return h
 }
 
@@ -166,10 +157,10 @@ func (h *hub) sendAll(subs map[*subscriber]struct{}, e event, isReport bool) {
 // fanOut gives msg to every subscriber in to, shared among up to one
 // goroutine a core, and returns when each has it.
 func (h *hub) fanOut(to []*subscriber, msg []byte) {
-	parts := min(len(h.writing), 1+len(to)/minPart)
+	parts := min(len(h.watchdog.shares), 1+len(to)/minPart)
 	share := func(i int) []*subscriber { return to[i*len(to)/parts : (i+1)*len(to)/parts] }
-	h.watchdog.Reset(writeWait)
-	defer h.watchdog.Stop()
+	h.watchdog.start()
+	defer h.watchdog.stop()
 	var wg sync.WaitGroup
 	for i := 1; i < parts; i++ {
 		wg.Go(func() { h.deliver(i, share(i), msg) })
@@ -198,9 +189,10 @@ func (h *hub) writeNow(share int, s *subscriber, msg []byte) bool {
 	if n, ok := unsent(s.raw); !ok || n > directAhead {
 		return false
 	}
-	h.writing[share].Store(s.conn)
+	w := &h.watchdog.shares[share]
+	w.begin(s.conn)
 	err := s.conn.Write(context.Background(), websocket.MessageText, msg)
-	h.writing[share].Store(nil)
+	w.end()
 	if err != nil {
 		s.fail(err)
 	}
@@ -230,3 +222,61 @@ func (h *hub) publish(e event) {
 	case <-h.done:
 	}
 }
+
+// A watchdog closes the connection of a fan-out write that has not
+// finished after writeWait. Every writeWait while a fan-out runs, it looks
+// at what each share's goroutine is writing, and closes the connection of
+// a write that was already under way when it last looked.
+type watchdog struct {
+	shares []watchedShare
+	period time.Duration // writeWait but in tests
+	timer  *time.Timer
+	active atomic.Bool // a fan-out is running
+	mu     sync.Mutex  // held by look
+}
+
+type watchedShare struct {
+	conn   atomic.Pointer[websocket.Conn] // the connection being written to, or nil
+	writes atomic.Uint64                  // writes begun, to tell one write from the next
+	seen   uint64                         // writes when the watchdog last looked; the timer's
+}
+
+func newWatchdog(shares int, period time.Duration) *watchdog {
+	w := &watchdog{shares: make([]watchedShare, shares), period: period}
+	w.timer = time.AfterFunc(period, w.look)
+	w.timer.Stop()
+	return w
+}
+
+func (w *watchdog) start() {
+	w.active.Store(true)
+	w.timer.Reset(w.period)
+}
+
+func (w *watchdog) stop() {
+	w.active.Store(false)
+	w.timer.Stop()
+}
+
+func (w *watchdog) look() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range w.shares {
+		sh := &w.shares[i]
+		n := sh.writes.Load()
+		if c := sh.conn.Load(); c != nil && n == sh.seen {
+			c.CloseNow()
+		}
+		sh.seen = n
+	}
+	if w.active.Load() {
+		w.timer.Reset(w.period)
+	}
+}
+
+func (sh *watchedShare) begin(c *websocket.Conn) {
+	sh.writes.Add(1)
+	sh.conn.Store(c)
+}
+
+func (sh *watchedShare) end() { sh.conn.Store(nil) }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -382,5 +384,66 @@ func TestFrameSentWithTheHandshakeIsRead(t *testing.T) {
 	_, frames, ok := bytes.Cut(got, []byte("\r\n\r\n"))
 	if !bytes.HasPrefix(got, []byte("HTTP/1.1 101")) || !ok || !bytes.HasSuffix(frames, []byte{0x88, 0x02, 0x03, 0xe8}) {
 		t.Errorf("the server sent %q; want a 101, then frames ending with its close 1000", got)
+	}
+}
+
+// The watchdog closes the connection of a write that makes no progress,
+// and leaves alone one whose writes go on, however many there are.
+func TestWatchdogClosesOnlyAStuckWrite(t *testing.T) {
+	t.Parallel()
+	accepted := make(chan *websocket.Conn, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := websocket.Accept(w, r, nil); err == nil {
+			accepted <- c
+		}
+	}))
+	defer srv.Close()
+	// dial connects a client and returns both ends.
+	dial := func() (client, server *websocket.Conn) {
+		c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.CloseNow() })
+		return c, <-accepted
+	}
+	reader, healthy := dial()
+	reader.SetReadLimit(1 << 20)
+	go func() {
+		for {
+			if _, _, err := reader.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	_, stalled := dial() // its client never reads
+
+	w := newWatchdog(2, 200*time.Millisecond)
+	w.start()
+	defer w.stop()
+	msg := make([]byte, 16<<10)
+	writeFor := func(share int, c *websocket.Conn, d time.Duration) error {
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			w.shares[share].begin(c)
+			err := c.Write(context.Background(), websocket.MessageBinary, msg)
+			w.shares[share].end()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	stuck := make(chan error, 1)
+	go func() { stuck <- writeFor(1, stalled, 20*time.Second) }()
+	if err := writeFor(0, healthy, time.Second); err != nil {
+		t.Errorf("the watchdog stopped writes that went on: %v", err)
+	}
+	select {
+	case err := <-stuck:
+		if err == nil {
+			t.Error("writes to a peer that never reads did not block")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watchdog did not close a write that made no progress")
 	}
 }
