@@ -74,7 +74,7 @@ type event struct {
 }
 
 func newHub(report func() event, interval time.Duration, log *slog.Logger) *hub {
-	h := &hub{
+	return &hub{
 		report:   report,
 		interval: interval,
 		maxQueue: maxQueue,
@@ -85,7 +85,6 @@ func newHub(report func() event, interval time.Duration, log *slog.Logger) *hub 
 		done:     make(chan struct{}),
 		watchdog: newWatchdog(runtime.GOMAXPROCS(0), writeWait),
 	}
-	return h
 }
 
 // run delivers events until ctx ends, then tells every subscriber that the
