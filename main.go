@@ -29,7 +29,6 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	tuneGC(os.Getenv)
 	if err := run(ctx, os.Getenv, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "altair:", err)
 		os.Exit(1)
@@ -124,6 +123,14 @@ func parseInterval(v string) (time.Duration, error) {
 	return d, err
 }
 
+// newLogger logs in format, text or json, to w.
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
 // run is the whole server: it serves until ctx ends, then shuts down
 // gracefully. Tests run it in-process with their own getenv.
 func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
@@ -131,9 +138,7 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	out := newLogOutput(stderr)
-	defer out.close()
-	log := newLogger(cfg.logFormat, out)
+	log := newLogger(cfg.logFormat, stderr)
 	cfg.auth.logMode(log)
 	s := newStore()
 	h := newHub(reportEvent(s), cfg.reportInterval, log)
