@@ -1,145 +1,296 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// A beer is one stored pour. A beer never changes once stored, so the store
-// hands out pointers that readers may keep after they release its lock.
-type beer struct {
-	id     int64   // assigned by the journal: 1, 2, 3, ... never reused
-	tap    int64   // the tap that poured it, 1 or more
-	volume float64 // millilitres, within [minVolume, maxVolume]
-	at     int64   // when it was stored, in Unix milliseconds
-	pourID string  // the tap's own name for the pour, or ""
+// A pour is one beer a tap poured: what the tap sent and what the server
+// added when it stored it. It is the API's beer, the journal's record and
+// the event's payload alike.
+type pour struct {
+	ID     int64   `json:"id"`               // given by the journal: 1, 2, 3, ... never reused
+	Tap    int64   `json:"tapId"`            // the tap that poured it, from 1
+	Volume float64 `json:"volume"`           // millilitres, from minVolume to maxVolume
+	Glass  glass   `json:"type"`             // worked out from the volume
+	At     stamp   `json:"timestamp"`        // when it was stored
+	PourID string  `json:"pourId,omitempty"` // the tap's own name for it, or ""
 }
 
-// glass is the glass b filled. It is worked out again rather than stored:
-// a beer of 48 bytes instead of 64 is 16 MB less for a million pours.
-func (b *beer) glass() glass {
-	g, _ := classify(b.volume)
-	return g
+// A stamp is a time in Unix milliseconds. In JSON it is RFC 3339 in UTC
+// with milliseconds: 2026-11-28T21:04:05.123Z.
+type stamp int64
+
+func (s stamp) MarshalText() ([]byte, error) {
+	return time.UnixMilli(int64(s)).UTC().AppendFormat(nil, "2006-01-02T15:04:05.000Z07:00"), nil
 }
 
-// appendStamp appends the Unix millisecond time ms in RFC 3339, in UTC
-// with three fraction digits: 2026-11-28T21:04:05.123Z. It does what
-// time.Time.AppendFormat does for that layout, several times faster.
-func appendStamp(dst []byte, ms int64) []byte {
-	t := time.UnixMilli(ms).UTC()
-	year, month, day := t.Date()
-	hour, min, sec := t.Clock()
-	dst = appendDigits(dst, year, 4)
-	dst = appendDigits(append(dst, '-'), int(month), 2)
-	dst = appendDigits(append(dst, '-'), day, 2)
-	dst = appendDigits(append(dst, 'T'), hour, 2)
-	dst = appendDigits(append(dst, ':'), min, 2)
-	dst = appendDigits(append(dst, ':'), sec, 2)
-	dst = appendDigits(append(dst, '.'), t.Nanosecond()/1e6, 3)
-	return append(dst, 'Z')
+func (s *stamp) UnmarshalText(b []byte) error {
+	t, err := time.Parse(time.RFC3339, string(b))
+	*s = stamp(t.UnixMilli())
+	return err
 }
 
-// appendDigits appends n, 0 <= n < 10^width, as exactly width digits.
-func appendDigits(dst []byte, n, width int) []byte {
-	start := len(dst)
-	for range width {
-		dst = append(dst, '0')
+func (g glass) MarshalText() ([]byte, error) { return []byte(g.String()), nil }
+
+func (g *glass) UnmarshalText(b []byte) error {
+	v, ok := parseGlass(string(b))
+	if !ok {
+		return fmt.Errorf("%q is not a glass", b)
 	}
-	for i := len(dst) - 1; i >= start && n > 0; i-- {
-		dst[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return dst
+	*g = v
+	return nil
 }
 
-// appendJSON appends b as the API's beer object. It is written by hand
-// because a page of a thousand beers and every journal line go through it;
-// pourID needs no escaping as validPourID admits no character that would.
-func (b *beer) appendJSON(dst []byte) []byte {
-	dst = append(dst, `{"id":`...)
-	dst = strconv.AppendInt(dst, b.id, 10)
-	dst = append(dst, `,"tapId":`...)
-	dst = strconv.AppendInt(dst, b.tap, 10)
-	dst = append(dst, `,"volume":`...)
-	dst = strconv.AppendFloat(dst, b.volume, 'f', -1, 64)
-	dst = append(dst, `,"type":"`...)
-	dst = append(dst, b.glass().String()...)
-	dst = append(dst, `","timestamp":"`...)
-	dst = appendStamp(dst, b.at)
-	dst = append(dst, '"')
-	if b.pourID != "" {
-		dst = append(dst, `,"pourId":"`...)
-		dst = append(dst, b.pourID...)
-		dst = append(dst, '"')
+// An example pour, for error messages.
+const examplePour = `{"tapId":1,"volume":500}`
+
+// maxBody is the largest POST body taken; a pour needs a few dozen bytes.
+const maxBody = 64 << 10
+
+// maxPourID is the longest pourId taken.
+const maxPourID = 64
+
+// readPour reads and checks the body of a POST: 400 when it is not one
+// JSON object of a pour's fields with the right JSON types, 413 when it is
+// too large, 422 when a value is out of range.
+func readPour(w http.ResponseWriter, r *http.Request) (pour, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return pour{}, errorf(http.StatusRequestEntityTooLarge,
+			"the body is over %d KiB: send one pour as a small JSON object like %s", maxBody>>10, examplePour)
+	case err != nil:
+		return pour{}, errorf(http.StatusBadRequest, "could not read the body: %v", err)
 	}
-	return append(dst, '}')
+	return parsePour(body)
 }
 
-func (b *beer) MarshalJSON() ([]byte, error) { return b.appendJSON(nil), nil }
+// parsePour checks a POST body; readPour says what it answers.
+func parsePour(body []byte) (pour, error) {
+	fields, err := objectFields(body, "tapId", "volume", "pourId")
+	if err != nil {
+		return pour{}, err
+	}
+	tap, err := numberField(fields, "tapId", "the id of the tap, a whole number from 1")
+	if err != nil {
+		return pour{}, err
+	}
+	vol, err := numberField(fields, "volume", "the millilitres poured, from 100 to 1000")
+	if err != nil {
+		return pour{}, err
+	}
+	var p pour
+	raw, given := fields["pourId"]
+	if given = given && string(raw) != "null"; given && json.Unmarshal(raw, &p.PourID) != nil {
+		return pour{}, errorf(http.StatusBadRequest,
+			"pourId must be a string of 1 to %d letters, digits or -_.: characters, not %s", maxPourID, kindOf(raw))
+	}
+	return p, checkPour(&p, tap, vol, given)
+}
 
-// handleCreateBeer stores a pour: 201 and the beer, or 200 and the beer the
+// checkPour fills p from the raw numbers and checks every value; the error
+// names every problem at once.
+func checkPour(p *pour, tap, vol string, pourIDGiven bool) error {
+	var problems []string
+	var err error
+	p.Tap, err = strconv.ParseInt(tap, 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		problems = append(problems, fmt.Sprintf("tapId %s is out of range: tap ids run from 1 to %d", tap, int64(math.MaxInt64)))
+	case err != nil:
+		return errorf(http.StatusBadRequest, "tapId must be a whole number from 1, not %s", tap)
+	case p.Tap < 1:
+		problems = append(problems, fmt.Sprintf("tapId %d is not a tap: tap ids start at 1", p.Tap))
+	}
+	p.Volume, _ = strconv.ParseFloat(vol, 64) // a JSON number; out of range is ±Inf
+	var ok bool
+	if p.Glass, ok = classify(p.Volume); !ok {
+		problems = append(problems, fmt.Sprintf("volume %s ml has no glass type: a glass holds %d to %d ml", vol, minVolume, maxVolume))
+	}
+	if pourIDGiven && !validPourID(p.PourID) {
+		problems = append(problems, fmt.Sprintf("pourId %q is not valid: use 1 to %d letters, digits or -_.: characters", p.PourID, maxPourID))
+	}
+	if len(problems) > 0 {
+		return errorf(http.StatusUnprocessableEntity, "%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// validPourID reports whether s is 1 to maxPourID letters, digits or -_.:
+// characters.
+func validPourID(s string) bool {
+	if len(s) < 1 || len(s) > maxPourID {
+		return false
+	}
+	for _, c := range []byte(s) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '_', c == '.', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// objectFields returns the raw values of body's fields. The body must be
+// exactly one JSON object whose fields are among names, matched exactly
+// (encoding/json alone would match them in any case), each at most once.
+func objectFields(body []byte, names ...string) (map[string]json.RawMessage, error) {
+	if !json.Valid(body) {
+		return nil, explainInvalid(body)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, _ := dec.Token(); t != json.Delim('{') {
+		return nil, errorf(http.StatusBadRequest, "the body must be a JSON object like %s, not %s", examplePour, kindOf(body))
+	}
+	fields := make(map[string]json.RawMessage, len(names))
+	for dec.More() {
+		t, _ := dec.Token()
+		name := t.(string) // json.Valid checked that an object's keys are strings
+		if !slices.Contains(names, name) {
+			return nil, errorf(http.StatusBadRequest, "unknown field %q: a pour has only the fields %s", name, strings.Join(names, ", "))
+		}
+		if _, twice := fields[name]; twice {
+			return nil, errorf(http.StatusBadRequest, "field %q appears twice: send it once", name)
+		}
+		var v json.RawMessage
+		dec.Decode(&v)
+		fields[name] = v
+	}
+	return fields, nil
+}
+
+// explainInvalid says what is wrong with a body that is not valid JSON.
+func explainInvalid(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	switch {
+	case err == io.EOF:
+		return errorf(http.StatusBadRequest, "the body is empty: send a JSON object like %s", examplePour)
+	case err != nil:
+		return badJSON(err)
+	case tok != json.Delim('{'):
+		return errorf(http.StatusBadRequest, "the body must be a JSON object like %s, not %s", examplePour, kindOf(body))
+	}
+	for depth := 1; depth > 0; {
+		tok, err := dec.Token()
+		switch {
+		case err != nil:
+			return badJSON(err)
+		case tok == json.Delim('{') || tok == json.Delim('['):
+			depth++
+		case tok == json.Delim('}') || tok == json.Delim(']'):
+			depth--
+		}
+	}
+	return errorf(http.StatusBadRequest, "there is more after the JSON object: send one object like %s", examplePour)
+}
+
+func badJSON(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return errorf(http.StatusBadRequest, "the JSON body ends too soon: send a whole object like %s", examplePour)
+	}
+	return errorf(http.StatusBadRequest, "the body is not valid JSON (%v): send an object like %s", err, examplePour)
+}
+
+// numberField returns the raw JSON number of a required field.
+func numberField(fields map[string]json.RawMessage, name, what string) (string, error) {
+	raw, ok := fields[name]
+	switch {
+	case !ok:
+		return "", errorf(http.StatusBadRequest, "missing field %q: %s", name, what)
+	case kindOf(raw) != "a number":
+		return "", errorf(http.StatusBadRequest, "%s must be a number (%s), not %s", name, what, kindOf(raw))
+	}
+	return string(raw), nil
+}
+
+// kindOf names the JSON type of a valid raw value, for error messages.
+func kindOf(raw []byte) string {
+	s := bytes.TrimSpace(raw)
+	switch {
+	case len(s) == 0:
+		return "nothing"
+	case s[0] == '"':
+		return "a string"
+	case s[0] == '{':
+		return "an object"
+	case s[0] == '[':
+		return "an array"
+	case s[0] == 't' || s[0] == 'f':
+		return "a boolean"
+	case s[0] == 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// A beerAnswer is the answer about one pour: {"beer": {...}}.
+type beerAnswer struct {
+	Beer pour `json:"beer"`
+}
+
+// handleCreate stores a pour: 201 and the pour, or 200 and the pour the
 // tap stored before under the same pourId.
-func handleCreateBeer(j *journal, a *auth) http.HandlerFunc {
-	bodies := newBufferPool(512)
+func handleCreate(j *journal, a *auth) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		who, err := a.caller(w, r, false)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		p, err := readPour(r, bodies)
+		var p pour
 		if err == nil {
-			err = who.mayPour(p.tap)
+			p, err = readPour(w, r)
+		}
+		if err == nil {
+			err = who.mayPour(p.Tap)
+		}
+		status := 0
+		if err == nil {
+			p, status, err = j.pour(p)
 		}
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		c, err := j.pourBody(r.Context(), p)
-		if err != nil {
-			writeError(w, err)
-			return
+		if status == http.StatusCreated {
+			w.Header().Set("Location", "/api/beers/"+strconv.FormatInt(p.ID, 10))
 		}
-		b := c.beer
-		if c.status == http.StatusCreated {
-			w.Header().Set("Location", "/api/beers/"+strconv.FormatInt(b.id, 10))
-		}
-		annotate(w, slog.Int64("id", b.id), slog.Int64("tap", b.tap), slog.String("glass", b.glass().String()), slog.Float64("volume", b.volume))
-		writeBody(w, c.status, c.body)
+		annotate(w, slog.Int64("id", p.ID), slog.Int64("tap", p.Tap), slog.String("glass", p.Glass.String()), slog.Float64("volume", p.Volume))
+		writeJSON(w, status, beerAnswer{p})
 	}
 }
 
-// wrapBeer returns {"beer": b}.
-func wrapBeer(b *beer) []byte {
-	body := append(make([]byte, 0, 192), `{"beer":`...)
-	return append(b.appendJSON(body), '}')
-}
-
-// handleGetBeer answers one pour.
-func handleGetBeer(s *store) http.HandlerFunc {
+// handleGet answers one pour.
+func handleGet(s *store) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := parseID(r.PathValue("id"))
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		b, ok := s.get(id)
+		p, ok := s.get(id)
 		if !ok {
 			writeError(w, noSuchPour(r.PathValue("id")))
 			return
 		}
-		writeBody(w, http.StatusOK, wrapBeer(b))
+		writeJSON(w, http.StatusOK, beerAnswer{p})
 	}
 }
 
-// handleDeleteBeer deletes one pour: 204, or 404 if there is no such pour.
-func handleDeleteBeer(j *journal, a *auth) http.HandlerFunc {
+// handleDelete deletes one pour: 204, or 404 if there is no such pour.
+func handleDelete(j *journal, a *auth) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		who, err := a.caller(w, r, false)
 		if err == nil {
@@ -150,7 +301,7 @@ func handleDeleteBeer(j *journal, a *auth) http.HandlerFunc {
 			id, err = parseID(r.PathValue("id"))
 		}
 		if err == nil {
-			err = j.remove(r.Context(), id)
+			err = j.delete(id)
 		}
 		switch {
 		case err == errNotFound:
@@ -194,10 +345,16 @@ type listQuery struct {
 	page, size int
 }
 
-// handleListBeers answers a page of pours, oldest first. Pages are built
-// in pooled buffers: one of a thousand pours is 150 KB.
-func handleListBeers(s *store) http.HandlerFunc {
-	pages := newBufferPool(4 << 10)
+// A pageAnswer is a page of pours: the answer to a list.
+type pageAnswer struct {
+	Beers    []pour `json:"beers"`
+	Page     int    `json:"page"`
+	PageSize int    `json:"pageSize"`
+	Total    int    `json:"total"`
+}
+
+// handleList answers a page of pours, oldest first.
+func handleList(s *store) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q, err := parseListQuery(r.URL.Query())
 		if err != nil {
@@ -209,18 +366,7 @@ func handleListBeers(s *store) http.HandlerFunc {
 			offset = math.MaxInt
 		}
 		pours, total := s.page(q.filter, offset, q.size)
-		buf := pages.Get().(*[]byte)
-		defer pages.Put(buf)
-		body := append((*buf)[:0], `{"beers":[`...)
-		for i, b := range pours {
-			if i > 0 {
-				body = append(body, ',')
-			}
-			body = b.appendJSON(body)
-		}
-		body = fmt.Appendf(body, `],"page":%d,"pageSize":%d,"total":%d}`, q.page, q.size, total)
-		writeBody(w, http.StatusOK, body)
-		*buf = body[:0]
+		writeJSON(w, http.StatusOK, pageAnswer{pours, q.page, q.size, total})
 	}
 }
 
@@ -270,7 +416,7 @@ func intParam(name, value string, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// handleReport answers the current report.
+// handleReport answers the report of the pours stored now.
 func handleReport(s *store) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.report())

@@ -1,17 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -56,41 +51,19 @@ func BenchmarkPost(b *testing.B) {
 	}
 }
 
-// BenchmarkCreateBeerHandler measures the POST handler chain alone (no
-// network): routing, logging, parsing, the journal's writer and the answer.
-func BenchmarkCreateBeerHandler(b *testing.B) {
-	s := newStore()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := newHub(reportEvent(s), 0, log)
-	j := newJournal(memoryOnly, s, h.publish, log)
-	if err := j.open(); err != nil {
-		b.Fatal(err)
-	}
-	defer j.close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go h.run(ctx)
-	cfg, _ := loadConfig(func(string) string { return "" })
-	handler := newHandler(log, cfg, s, j, h)
-	body := []byte(`{"tapId":3,"volume":512.5}`)
-	b.ReportAllocs()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		r := httptest.NewRequest("POST", "/api/beers", bytes.NewReader(body))
-		handler.ServeHTTP(w, r)
-		if w.Code != http.StatusCreated {
-			b.Fatalf("status %d", w.Code)
-		}
-	}
-}
-
 // storeOf fills a store with n pours over 20 taps and every glass.
 func storeOf(n int) *store {
 	s := newStore()
 	for i := range n {
-		s.insert(&beer{id: int64(i + 1), tap: int64(i%20 + 1), volume: float64(100 + (i*37)%901), at: 1764363845123})
+		s.add(pourOf(i + 1))
 	}
 	return s
+}
+
+func pourOf(id int) pour {
+	v := float64(100 + (id*37)%901)
+	g, _ := classify(v)
+	return pour{ID: int64(id), Tap: int64(id%20 + 1), Volume: v, Glass: g, At: 1764363845123}
 }
 
 // BenchmarkStore measures the store at a million pours: insert, lookup by
@@ -100,11 +73,11 @@ func BenchmarkStore(b *testing.B) {
 	s := storeOf(n)
 	b.Run("insert", func(b *testing.B) {
 		s := storeOf(n)
-		id := int64(n)
+		id := n
 		b.ReportAllocs()
 		for b.Loop() {
 			id++
-			s.insert(&beer{id: id, tap: id%20 + 1, volume: 500})
+			s.add(pourOf(id))
 		}
 	})
 	b.Run("lookup", func(b *testing.B) {
@@ -139,48 +112,7 @@ func BenchmarkStore(b *testing.B) {
 		s := storeOf(n)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			x, ok := s.lookup(int64(n/2 + i))
-			if !ok {
-				b.Fatal("missing")
-			}
-			s.delete(x)
+			s.remove(int64(n/2 + i))
 		}
 	})
-}
-
-// BenchmarkHubPublish measures the hub fanning one event out to 1,000
-// in-process subscribers, each taking its events on its own goroutine as
-// a connection's writer does (without the socket write).
-func BenchmarkHubPublish(b *testing.B) {
-	const subs = 1000
-	s := newStore()
-	h := newHub(reportEvent(s), 0, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go h.run(ctx)
-	var got sync.WaitGroup
-	for range subs {
-		sub := newSubscriber(nil, nil, "bench")
-		h.joins <- sub
-		go func() {
-			var events [][]byte
-			for range sub.wake {
-				events, _, _ = sub.take(events)
-				for _, e := range events {
-					if len(e) > 0 && e[0] == 'p' {
-						got.Done()
-					}
-				}
-				sub.wrote()
-			}
-		}()
-	}
-	msg := []byte(`p{"event":"pour","beer":{"id":1,"tapId":1,"volume":500,"type":"pint","timestamp":"2026-11-28T21:04:05.123Z"}}`)
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		got.Add(subs)
-		h.publish(event{msg: msg, seq: uint64(i + 1)})
-		got.Wait()
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subs), "ns/delivery")
 }

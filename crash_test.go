@@ -23,7 +23,7 @@ func TestCrashLosesNoAcknowledgedPour(t *testing.T) {
 	bin := buildBinary(t, ".")
 	data := filepath.Join(t.TempDir(), "beers.jsonl")
 	acked := make(map[string]apiBeer) // by pourId, over every round
-	var sent []pourAttempt
+	var sent []sentPour
 	for round := range 4 {
 		srv := startServerProcess(t, bin, data)
 		checkStored(t, srv, acked)
@@ -46,16 +46,6 @@ func TestCrashLosesNoAcknowledgedPour(t *testing.T) {
 	resend(t, srv, sent, acked)
 }
 
-type pourAttempt struct {
-	tap    int
-	volume float64
-	pourID string
-}
-
-func (p pourAttempt) body() string {
-	return fmt.Sprintf(`{"tapId":%d,"volume":%g,"pourId":%q}`, p.tap, p.volume, p.pourID)
-}
-
 // startServerProcess starts the server binary on a free loopback port,
 // or on the port that env sets.
 func startServerProcess(t *testing.T, bin, data string, env ...string) *testServer {
@@ -76,7 +66,7 @@ func startServerProcess(t *testing.T, bin, data string, env ...string) *testServ
 // loadAndStop has 32 posters send pours with distinct pourIds and stops
 // the server with sig in the middle of it. It returns the pours that got a
 // 201 and every pour that was sent.
-func loadAndStop(t *testing.T, srv *testServer, round int, sig syscall.Signal) (acked []apiBeer, sent []pourAttempt) {
+func loadAndStop(t *testing.T, srv *testServer, round int, sig syscall.Signal) (acked []apiBeer, sent []sentPour) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var count atomic.Int64
@@ -84,7 +74,7 @@ func loadAndStop(t *testing.T, srv *testServer, round int, sig syscall.Signal) (
 	for poster := range 32 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
-				p := pourAttempt{tap: poster%5 + 1, volume: float64(100 + (poster*37+i*11)%900), pourID: fmt.Sprintf("r%d-p%d-%d", round, poster, i)}
+				p := sentPour{tap: poster%5 + 1, volume: float64(100 + (poster*37+i*11)%900), pourID: fmt.Sprintf("r%d-p%d-%d", round, poster, i)}
 				mu.Lock()
 				sent = append(sent, p)
 				mu.Unlock()
@@ -141,7 +131,7 @@ func checkStored(t *testing.T, srv *testServer, acked map[string]apiBeer) {
 
 // resend sends every pour again: each is stored once, whatever happened
 // to it before, and an acknowledged one comes back as it was.
-func resend(t *testing.T, srv *testServer, sent []pourAttempt, acked map[string]apiBeer) {
+func resend(t *testing.T, srv *testServer, sent []sentPour, acked map[string]apiBeer) {
 	t.Helper()
 	for _, p := range sent {
 		r := do(t, "POST", srv.url+"/api/beers", p.body())

@@ -103,7 +103,7 @@ func sumCSV(s string) int {
 // totals, glasses and every tap's share.
 func (p *page) checkMatchesReport(t *testing.T, ts *testServer) {
 	t.Helper()
-	var r report
+	var r reportBody
 	decode(t, do(t, "GET", ts.url+"/api/report", ""), &r)
 	var shares []string
 	for tap, s := range r.Taps {

@@ -23,20 +23,20 @@ const (
 	pongWait    = 10 * time.Second // how long a ping waits for its pong
 	readLimit   = 512              // the largest message a subscriber may send; it sends none
 	readBuffer  = 512              // bytes buffered from a subscriber, which sends only control frames
-	writeBuffer = 1024             // bytes buffered to a subscriber: a pour event is a few hundred
-	directMax   = sendBuffer / 4   // the largest event the hub writes to a socket itself
+	writeBuffer = 1024             // bytes buffered to a subscriber: a pour message is a few hundred
+	directMax   = sendBuffer / 4   // the largest message the hub writes to a socket itself
 	directAhead = 2 << 10          // for that, the most bytes its peer may not have acknowledged yet
 	minPart     = 256              // the fewest subscribers worth a goroutine of the fan-out
 )
 
 // A hub fans events out to subscribers. One goroutine owns the set of
-// subscribers; publishing never blocks on a subscriber, and each event is
+// subscribers; publishing never blocks on a subscriber, and each message is
 // encoded once and shared by every subscriber's queue.
 //
-// The hub writes an event to a subscriber's socket itself when nothing
+// The hub writes an message to a subscriber's socket itself when nothing
 // waits for that subscriber and its peer has acknowledged nearly everything
-// sent so far: the write then only copies the event into the kernel's
-// buffer and does not block. Otherwise the event joins the subscriber's
+// sent so far: the write then only copies the message into the kernel's
+// buffer and does not block. Otherwise the message joins the subscriber's
 // queue, which the subscriber's own writer goroutine empties, so a slow
 // peer delays nobody else. Waking a goroutine costs more than the write it
 // would do. With many subscribers, each core writes to a share of them.
@@ -47,7 +47,7 @@ const (
 // first report is taken at some seq and the events up to it are not sent
 // to it, and a periodic report waits until the events it counts are sent.
 type hub struct {
-	report      func() event   // encodes a report of the store as it is now, with its seq
+	report      func() message // encodes a report of the store as it is now, with its seq
 	interval    time.Duration  // how often every subscriber gets a report; 0 never
 	maxQueue    int            // events that may wait for one subscriber; maxQueue by default
 	log         *slog.Logger   // where connects, disconnects and drops are logged
@@ -58,22 +58,22 @@ type hub struct {
 	// The hub's own writes do not block, by the check before each; should
 	// one block all the same, the watchdog closes its connection.
 	watchdog *watchdog
-	targets  []*subscriber // the subscribers of the event being sent; run's
+	targets  []*subscriber // the subscribers of the message being sent; run's
 
 	joins  chan *subscriber
 	leaves chan *subscriber
-	events chan event
+	events chan message
 	done   chan struct{} // closed when run has returned
 }
 
-// An event is one encoded message, and the seq of the change it tells of
+// A message is one encoded message, and the seq of the change it tells of
 // or, for a report, of the last change it counts.
-type event struct {
+type message struct {
 	msg []byte
 	seq uint64
 }
 
-func newHub(report func() event, interval time.Duration, log *slog.Logger) *hub {
+func newHub(report func() message, interval time.Duration, log *slog.Logger) *hub {
 	return &hub{
 		report:   report,
 		interval: interval,
@@ -81,7 +81,7 @@ func newHub(report func() event, interval time.Duration, log *slog.Logger) *hub 
 		log:      log,
 		joins:    make(chan *subscriber),
 		leaves:   make(chan *subscriber),
-		events:   make(chan event, maxBatch),
+		events:   make(chan message, maxBatch),
 		done:     make(chan struct{}),
 		watchdog: newWatchdog(runtime.GOMAXPROCS(0), writeWait),
 	}
@@ -92,7 +92,7 @@ func newHub(report func() event, interval time.Duration, log *slog.Logger) *hub 
 func (h *hub) run(ctx context.Context) {
 	defer close(h.done)
 	subs := make(map[*subscriber]struct{})
-	var pending *event // a periodic report waiting for the events it counts
+	var pending *message // a periodic report waiting for the events it counts
 	var tick <-chan time.Time
 	if h.interval > 0 {
 		t := time.NewTicker(h.interval)
@@ -133,10 +133,10 @@ func (h *hub) run(ctx context.Context) {
 	}
 }
 
-// sendAll sends the event of a change to every subscriber whose first
+// sendAll sends the message of a change to every subscriber whose first
 // report did not count it; and a report to every subscriber whose first
 // report is not newer.
-func (h *hub) sendAll(subs map[*subscriber]struct{}, e event, isReport bool) {
+func (h *hub) sendAll(subs map[*subscriber]struct{}, e message, isReport bool) {
 	to := h.targets[:0]
 	for s := range subs {
 		if e.seq > s.since || isReport && e.seq == s.since {
@@ -212,10 +212,10 @@ func (h *hub) cut(subs map[*subscriber]struct{}, s *subscriber) {
 	h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", h.maxQueue)
 }
 
-// publish sends an event to every subscriber, in the order of the calls,
+// publish sends an message to every subscriber, in the order of the calls,
 // which is the order of seq. It returns at once unless the hub is behind by
 // maxBatch events.
-func (h *hub) publish(e event) {
+func (h *hub) publish(e message) {
 	select {
 	case h.events <- e:
 	case <-h.done:

@@ -1,325 +1,289 @@
 package main
 
 import (
-	"context"
+	"bufio"
+	"bytes"
+	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
 // memoryOnly is the DATA_FILE value that keeps nothing on disk.
 const memoryOnly = ":memory:"
 
-// maxBatch bounds how many changes share one write and one fsync.
-const maxBatch = 1024
+// Journal limits.
+const (
+	maxBatch   = 1024 // the most changes that share one write and one fsync
+	compactMin = 1024 // the fewest records worth compacting; more than half must be dead too
+)
 
-// A journal decides, records and applies every change to the store. One
-// writer goroutine owns it: it takes every change that is waiting, appends
-// them to the journal file as JSON lines, fsyncs once (group commit), then
-// applies them to the store, publishes their events in that order and
-// answers the requests. Nothing is acknowledged or broadcast before it is on
-// disk.
+// A record is one line of the journal, a JSON object:
+//
+//	{"op":"pour","beer":{...}}     a pour was stored
+//	{"op":"delete","id":7}         pour 7 was deleted
+//	{"op":"deleted","beer":{...}}  a deleted pour, kept for its pourId (compaction writes these)
+//	{"op":"lastId","id":912}       the highest id issued so far (compaction writes this first)
+type record struct {
+	Op   string `json:"op"`
+	ID   int64  `json:"id,omitempty"`
+	Pour *pour  `json:"beer,omitempty"`
+}
+
+// A journal decides every change, appends it to the journal file and
+// applies it to the store. One writer goroutine does all of it: it takes
+// every change that is waiting, decides each, writes their records, fsyncs
+// once (group commit), and only then applies them to the store, publishes
+// their events and answers them. Nothing is acknowledged or broadcast
+// before it is on disk.
 type journal struct {
-	path    string      // the journal file, or "" to keep nothing on disk
-	store   *store      // where committed changes are applied
-	publish func(event) // sends an event to every subscriber
-	log     *slog.Logger
-	now     func() time.Time // the clock that stamps pours; time.Now by default
+	path    string       // the journal file, or "" to keep nothing on disk
+	store   *store       // where committed changes are applied
+	publish func(event)  // sends an event to every subscriber; called under the store's lock
+	log     *slog.Logger //
 
-	// compactMin is the number of records below which the journal is never
-	// compacted; compaction also needs more than half the records dead.
-	compactMin int
-
-	failed  atomic.Pointer[error] // set once a write failed; every later change fails
 	changes chan *change          // requests waiting for the writer
 	quit    chan struct{}         // closed by close to stop the writer
 	closing sync.Once             // makes close safe to call twice
-	done    chan struct{}         // closed when the writer has stopped
+	done    chan struct{}         // closed once the writer has stopped
+	failed  atomic.Pointer[error] // why the journal refuses every change, once a write failed
 
-	// Owned by the writer goroutine, or by open before it starts.
-	file      *os.File        // the journal, open for reading and appending
-	lockFile  *os.File        // holds the lock that keeps out other servers
-	size      int64           // bytes in file
-	records   int             // records in file
-	lastID    int64           // the highest pour id ever issued
-	replayed  int64           // the highest pour id replay has read
-	pourIDs   *pourIndex      // every pour that came with a pourId, deleted or not
-	graves    map[int64]*beer // deleted pours that had a pourId, by id
-	deleting  map[int64]bool  // ids deleted by the batch being committed, or by replay
-	deleted   []*beer         // pours deleted by replay, removed from the store at its end
-	buf       []byte          // the batch being written
-	compactor *compaction     // the compaction under way, or nil
+	// The writer's own, or open's before the writer starts.
+	file       *os.File            // the journal, open for appending
+	lock       *os.File            // holds the lock that keeps other servers out
+	size       int64               // bytes in file
+	records    int                 // lines in file
+	lastID     int64               // the highest pour id ever issued
+	compaction *compaction         // the compaction under way, or nil
+	compactAt  int                 // the fewest records worth compacting: compactMin, more after a failed compaction
+	batchIDs   map[pourKey]*change // the pours with a pourId that the batch being decided stores
+	deleting   map[int64]bool      // the ids that the batch being decided deletes
 }
 
 // A change is one request to the writer and, once done is closed, its outcome.
 type change struct {
-	pour   pourRequest // the pour to store, unless del
-	del    bool        // delete the pour with id
-	id     int64
-	beer   *beer  // the pour stored, found again or deleted
-	body   []byte // {"beer":{...}} of a pour stored now, encoded once
-	status int    // 201 stored, 200 stored before, 204 deleted
-	seq    uint64 // the store's seq once this change was applied
-	err    error  // why the change was refused; status is 0 then
+	pour   pour  // the pour to store, unless delete is set; the pour stored or found again
+	delete int64 // the id of the pour to delete, or 0
+	status int   // 201 stored, 200 stored before, 204 deleted; 0 while refused
+	err    error // why the change was refused
 	done   chan struct{}
 }
 
-// A pourRequest is a validated pour that is not stored yet.
-type pourRequest struct {
+// A pourKey names a pour the way its tap does.
+type pourKey struct {
 	tap    int64
-	volume float64
 	pourID string
-}
-
-func newJournal(path string, s *store, publish func(event), log *slog.Logger) *journal {
-	if path == memoryOnly {
-		path = ""
-	}
-	return &journal{
-		path:       path,
-		store:      s,
-		publish:    publish,
-		log:        log,
-		now:        time.Now,
-		compactMin: 1024,
-		changes:    make(chan *change, maxBatch),
-		quit:       make(chan struct{}),
-		done:       make(chan struct{}),
-		pourIDs:    newPourIndex(0),
-		graves:     make(map[int64]*beer),
-		deleting:   make(map[int64]bool),
-	}
 }
 
 var (
 	errNotFound = errors.New("no such pour")
-	errStopped  = &apiError{Status: http.StatusServiceUnavailable,
-		Message: "the server is shutting down and did not store this change: send it again once it is back"}
+	errStopped  = errorf(http.StatusServiceUnavailable,
+		"the server is shutting down and did not store this change: send it again once it is back")
 )
 
-// pour stores p, or finds the pour that p's tap stored before under the same
-// pourId; created says which.
-func (j *journal) pour(ctx context.Context, p pourRequest) (b *beer, created bool, err error) {
-	c, err := j.pourBody(ctx, p)
-	if err != nil {
-		return nil, false, err
+// openJournal replays the journal at path (or none, for memoryOnly) into
+// s and starts the writer goroutine; close stops it.
+func openJournal(path string, s *store, publish func(event), log *slog.Logger) (*journal, error) {
+	j := &journal{store: s, publish: publish, log: log,
+		changes: make(chan *change, maxBatch), quit: make(chan struct{}), done: make(chan struct{}),
+		batchIDs: make(map[pourKey]*change), deleting: make(map[int64]bool)}
+	if path != memoryOnly {
+		j.path = path
+		if err := j.openFile(); err != nil {
+			return nil, fmt.Errorf("DATA_FILE=%s: %w", path, err)
+		}
 	}
-	return c.beer, c.status == http.StatusCreated, nil
+	go j.run()
+	return j, nil
 }
 
-// pourBody is pour for the handler: the outcome also holds the answer's
-// body, {"beer":{...}}.
-func (j *journal) pourBody(ctx context.Context, p pourRequest) (*change, error) {
+// pour stores p, or finds the pour that p's tap stored before under the
+// same pourId: 201 or 200, with the pour as stored.
+func (j *journal) pour(p pour) (pour, int, error) {
 	c := &change{pour: p, done: make(chan struct{})}
-	if err := j.submit(ctx, c); err != nil {
-		return nil, err
-	}
-	if c.body == nil {
-		c.body = wrapBeer(c.beer)
-	}
-	return c, nil
+	err := j.submit(c)
+	return c.pour, c.status, err
 }
 
-// remove deletes the pour with the given id; errNotFound if there is none.
-func (j *journal) remove(ctx context.Context, id int64) error {
+// delete deletes the stored pour with the given id; errNotFound if there is none.
+func (j *journal) delete(id int64) error {
 	if id < 1 {
 		return errNotFound
 	}
-	return j.submit(ctx, &change{del: true, id: id, done: make(chan struct{})})
+	return j.submit(&change{delete: id, done: make(chan struct{})})
 }
 
 // submit hands c to the writer and waits for its outcome.
-func (j *journal) submit(ctx context.Context, c *change) error {
+func (j *journal) submit(c *change) error {
 	select {
 	case j.changes <- c:
 	case <-j.quit:
 		return errStopped
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 	select {
 	case <-c.done:
-		return c.err
 	case <-j.done:
 		select {
 		case <-c.done: // answered just before the writer stopped
-			return c.err
 		default:
 			return errStopped
 		}
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	return c.err
 }
 
-// run is the writer goroutine. It returns when close is called, after
-// committing every change already handed to it.
-func (j *journal) run() {
-	defer close(j.done)
-	batch := make([]*change, 0, maxBatch)
-	for {
-		select {
-		case c := <-j.changes:
-			j.commit(j.gather(append(batch[:0], c)))
-		case r := <-j.compacted():
-			j.finishCompaction(r)
-		case <-j.quit:
-			j.drain(batch)
-			if j.compactor != nil {
-				j.finishCompaction(<-j.compactor.result)
-			}
-			j.closeFile()
-			return
-		}
-	}
-}
-
-// gather adds every change that is waiting, up to maxBatch.
-func (j *journal) gather(batch []*change) []*change {
-	for len(batch) < maxBatch {
-		select {
-		case c := <-j.changes:
-			batch = append(batch, c)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-func (j *journal) drain(batch []*change) {
-	for {
-		select {
-		case c := <-j.changes:
-			j.commit(j.gather(append(batch[:0], c)))
-		default:
-			return
-		}
-	}
-}
-
-// close stops the writer once it has committed what it was given, then
+// close stops the writer once it has committed what it was given, and
 // closes the journal file.
 func (j *journal) close() {
 	j.closing.Do(func() { close(j.quit) })
 	<-j.done
 }
 
-// commit decides every change of batch, writes and syncs their records, and
-// only then applies them, publishes their events and answers them.
-func (j *journal) commit(batch []*change) {
-	j.buf = j.buf[:0]
-	for _, c := range batch {
-		j.decide(c)
+// run is the writer goroutine.
+func (j *journal) run() {
+	defer close(j.done)
+	for {
+		select {
+		case c := <-j.changes:
+			j.commit(j.gather(c))
+		case r := <-j.compacted():
+			j.finishCompaction(r)
+		case <-j.quit:
+			for len(j.changes) > 0 {
+				j.commit(j.gather(<-j.changes))
+			}
+			if j.compaction != nil {
+				j.finishCompaction(<-j.compaction.result)
+			}
+			if j.file != nil {
+				j.file.Close()
+				j.lock.Close()
+			}
+			return
+		}
 	}
+}
+
+// gather returns c and every change waiting after it, up to maxBatch.
+func (j *journal) gather(c *change) []*change {
+	batch := []*change{c}
+	for len(batch) < maxBatch && len(j.changes) > 0 {
+		batch = append(batch, <-j.changes)
+	}
+	return batch
+}
+
+// commit decides every change of batch, writes and syncs their records,
+// and only then applies them, publishes their events and answers them.
+func (j *journal) commit(batch []*change) {
+	var lines []byte
+	for _, c := range batch {
+		lines = j.decide(c, lines)
+	}
+	clear(j.batchIDs)
 	clear(j.deleting)
-	if err := j.write(j.buf); err != nil {
+	if err := j.write(lines); err != nil {
 		j.fail(err)
 		for _, c := range batch {
 			if c.err == nil {
-				c.err, c.status = j.unavailable(), 0
+				c.status, c.err = 0, j.failure()
 			}
 		}
 	}
-	j.apply(batch)
+	j.store.mu.Lock()
 	for _, c := range batch {
-		if msg := eventFor(c); msg != nil {
-			j.publish(event{msg, c.seq})
-		}
+		j.apply(c)
+	}
+	j.store.mu.Unlock()
+	for _, c := range batch {
 		close(c.done)
 	}
 	j.maybeCompact()
 }
 
-// decide works out c's outcome against the store and the changes before it
-// in the same batch, and appends its record to j.buf.
-func (j *journal) decide(c *change) {
+// decide works out c's outcome against the store and the changes before
+// it in the same batch, and appends its record to lines.
+func (j *journal) decide(c *change, lines []byte) []byte {
 	switch {
 	case j.failure() != nil:
-		c.err = j.unavailable()
-	case c.del:
-		j.decideDelete(c)
-	default:
-		j.decidePour(c)
+		c.err = j.failure()
+		return lines
+	case c.delete != 0:
+		return j.decideDelete(c, lines)
 	}
-}
-
-func (j *journal) decidePour(c *change) {
 	p := c.pour
-	if b, ok := j.pourIDs.get(p.tap, p.pourID); p.pourID != "" && ok {
-		if b.volume != p.volume {
-			c.err = &apiError{Status: http.StatusConflict, Message: fmt.Sprintf(
-				"tap %d already stored pourId %q as pour %d of %s ml, not %s ml: give a new pour a new pourId",
-				p.tap, p.pourID, b.id, formatML(b.volume), formatML(p.volume))}
-			return
+	key := pourKey{p.Tap, p.PourID}
+	if p.PourID != "" {
+		before, ok := j.store.byPourID(p.Tap, p.PourID)
+		if first := j.batchIDs[key]; !ok && first != nil {
+			before, ok = first.pour, true
 		}
-		c.beer, c.status = b, http.StatusOK
-		return
+		switch {
+		case ok && before.Volume != p.Volume:
+			c.err = errorf(http.StatusConflict,
+				"tap %d already stored pourId %q as pour %d of %s ml, not %s ml: give a new pour a new pourId",
+				p.Tap, p.PourID, before.ID, formatML(before.Volume), formatML(p.Volume))
+			return lines
+		case ok:
+			c.pour, c.status = before, http.StatusOK
+			return lines
+		}
+		j.batchIDs[key] = c
 	}
 	j.lastID++
-	b := &beer{id: j.lastID, tap: p.tap, volume: p.volume,
-		at: j.now().UnixMilli(), pourID: p.pourID}
-	if p.pourID != "" {
-		j.pourIDs.put(b)
-	}
-	c.beer, c.status, c.body = b, http.StatusCreated, wrapBeer(b)
-	j.buf = append(append(j.buf, `{"op":"pour",`...), c.body[1:]...) // {"op":"pour","beer":{...}}
-	j.buf = append(j.buf, '\n')
+	c.pour.ID, c.pour.At, c.status = j.lastID, stamp(time.Now().UnixMilli()), http.StatusCreated
+	return j.appendRecord(lines, record{Op: "pour", Pour: &c.pour})
 }
 
-func (j *journal) decideDelete(c *change) {
-	b, ok := j.store.lookup(c.id)
-	if !ok || j.deleting[c.id] {
+func (j *journal) decideDelete(c *change, lines []byte) []byte {
+	if _, stored := j.store.find(c.delete); !stored || j.deleting[c.delete] {
 		c.err = errNotFound
-		return
+		return lines
 	}
-	j.deleting[c.id] = true
-	if b.pourID != "" {
-		j.graves[b.id] = b
-	}
-	c.beer, c.status = b, http.StatusNoContent
-	j.buf = appendDeleteRecord(j.buf, b.id)
+	j.deleting[c.delete] = true
+	c.status = http.StatusNoContent
+	return j.appendRecord(lines, record{Op: "delete", ID: c.delete})
 }
 
-// apply puts the committed changes of batch into the store under one lock.
-func (j *journal) apply(batch []*change) {
-	j.store.mu.Lock()
-	defer j.store.mu.Unlock()
-	for _, c := range batch {
-		switch c.status {
-		case http.StatusCreated:
-			j.store.insert(c.beer)
-		case http.StatusNoContent:
-			j.store.delete(c.beer)
-		}
-		c.seq = j.store.seq
+// appendRecord appends rec as a line, when the journal keeps a file.
+func (j *journal) appendRecord(lines []byte, rec record) []byte {
+	if j.file == nil {
+		return lines
 	}
+	b, _ := json.Marshal(rec) // numbers and checked strings only
+	return append(append(lines, b...), '\n')
 }
 
-// eventFor returns the encoded event that c's outcome broadcasts, or nil.
-func eventFor(c *change) []byte {
+// apply puts a committed change into the store and publishes its event.
+// The caller holds the store's lock.
+func (j *journal) apply(c *change) {
 	switch c.status {
 	case http.StatusCreated:
-		const head = `{"event":"pour",`
-		return append(append(make([]byte, 0, len(head)+len(c.body)), head...), c.body[1:]...)
+		j.store.add(c.pour)
+		j.publish(event{Event: "pour", Pour: &c.pour})
 	case http.StatusNoContent:
-		return fmt.Appendf(nil, `{"event":"deleted","id":%d}`, c.beer.id)
+		j.store.remove(c.delete)
+		j.publish(event{Event: "deleted", ID: c.delete})
 	}
-	return nil
 }
 
-// write appends buf to the journal file and syncs it to disk.
-func (j *journal) write(buf []byte) error {
-	if j.file == nil || len(buf) == 0 {
+// write appends lines to the journal file and syncs it to disk.
+func (j *journal) write(lines []byte) error {
+	if len(lines) == 0 {
 		return nil
 	}
-	n, err := j.file.Write(buf)
+	n, err := j.file.Write(lines)
 	j.size += int64(n)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", j.path, err)
@@ -327,7 +291,7 @@ func (j *journal) write(buf []byte) error {
 	if err := j.file.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", j.path, err)
 	}
-	j.records += countLines(buf)
+	j.records += bytes.Count(lines, []byte{'\n'})
 	return nil
 }
 
@@ -335,18 +299,13 @@ func (j *journal) write(buf []byte) error {
 // file's contents are unknown, and only a restart, which replays what is
 // really on disk, can tell what was kept.
 func (j *journal) fail(err error) {
+	err = errorf(http.StatusServiceUnavailable,
+		"the journal cannot be written (%v), so nothing was stored: the operator must fix the disk and restart the server", err)
 	j.failed.Store(&err)
 	j.log.Error("journal cannot be written: refusing every change until restarted", "file", j.path, "err", err)
 }
 
-func (j *journal) unavailable() error {
-	return &apiError{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf(
-		"the journal cannot be written (%v), so nothing was stored: the operator must fix the disk and restart the server",
-		j.failure())}
-}
-
-// failure returns why the journal refuses changes, or nil while it accepts
-// them.
+// failure returns why the journal refuses changes, or nil while it takes them.
 func (j *journal) failure() error {
 	if err := j.failed.Load(); err != nil {
 		return *err
@@ -356,22 +315,292 @@ func (j *journal) failure() error {
 
 func formatML(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
-func countLines(b []byte) int {
-	n := 0
-	for _, c := range b {
-		if c == '\n' {
-			n++
-		}
+// openFile takes the journal's lock, removes what an interrupted
+// compaction left, replays the journal into the store and compacts it when
+// that is worth it.
+func (j *journal) openFile() error {
+	lock, err := os.OpenFile(j.path+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
 	}
-	return n
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return fmt.Errorf("journal %s is in use by another server (lock %s: %w)", j.path, lock.Name(), err)
+	}
+	j.lock = lock
+	j.removeLeftovers()
+	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	if err == nil {
+		j.file = f
+		err = syncDir(j.path)
+	}
+	if err == nil {
+		start := time.Now()
+		err = j.replay()
+		j.log.Info("replayed the journal", "file", j.path, "records", j.records, "pours", len(j.store.stored.all), "duration", time.Since(start))
+	}
+	if err == nil && j.worthCompacting() {
+		j.compact()
+		err = j.finishCompaction(<-j.compaction.result)
+	}
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		lock.Close()
+	}
+	return err
 }
 
-func (j *journal) closeFile() {
-	if j.file == nil {
-		return
+// removeLeftovers deletes the files of a compaction that a crash
+// interrupted. The journal itself is whole: compaction replaces it only by
+// an atomic rename.
+func (j *journal) removeLeftovers() {
+	left, _ := filepath.Glob(j.path + ".compact-*")
+	for _, name := range left {
+		if err := os.Remove(name); err != nil {
+			j.log.Warn("could not remove an interrupted compaction's file", "file", name, "err", err)
+			continue
+		}
+		j.log.Info("removed an interrupted compaction's file", "file", name)
 	}
-	if err := j.file.Close(); err != nil {
-		j.log.Error("closing the journal", "file", j.path, "err", err)
+}
+
+// replay reads every record of the journal file into the store. A last
+// line that a crash tore is cut off; any other bad line stops the start-up.
+func (j *journal) replay() error {
+	r := bufio.NewReaderSize(j.file, 1<<20)
+	var pours []pour
+	var deleted []bool
+	defer func() { j.store.load(pours, deleted) }()
+	for line := 1; ; line++ {
+		data, err := r.ReadBytes('\n')
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("read journal %s: %w", j.path, err)
+		}
+		if len(data) == 0 {
+			return nil
+		}
+		var rec record
+		perr := json.Unmarshal(data, &rec)
+		if perr == nil {
+			pours, deleted, perr = j.replayRecord(rec, pours, deleted)
+		}
+		if perr != nil {
+			if _, err := r.Peek(1); err == io.EOF {
+				return j.cutTornTail(line, len(data), perr)
+			}
+			return fmt.Errorf("journal %s line %d is corrupt (%w); it is not the last line, so no crash tore it: repair or move the file, then start again", j.path, line, perr)
+		}
+		j.size += int64(len(data))
+		j.records++
+		if err == io.EOF {
+			return j.endLastLine()
+		}
 	}
-	j.lockFile.Close()
+}
+
+// replayRecord applies one record to the pours read so far.
+func (j *journal) replayRecord(rec record, pours []pour, deleted []bool) ([]pour, []bool, error) {
+	switch rec.Op {
+	case "pour", "deleted":
+		p := rec.Pour
+		if err := checkRecord(p); err != nil {
+			return pours, deleted, err
+		}
+		if n := len(pours); n > 0 && p.ID <= pours[n-1].ID {
+			return pours, deleted, fmt.Errorf("pour id %d comes after pour %d: ids must ascend", p.ID, pours[n-1].ID)
+		}
+		j.lastID = max(j.lastID, p.ID)
+		return append(pours, *p), append(deleted, rec.Op == "deleted"), nil
+	case "delete":
+		i, ok := slices.BinarySearchFunc(pours, rec.ID, func(p pour, id int64) int { return cmp.Compare(p.ID, id) })
+		if !ok || deleted[i] {
+			return pours, deleted, fmt.Errorf("delete of pour %d, which is not stored", rec.ID)
+		}
+		deleted[i] = true
+		return pours, deleted, nil
+	case "lastId":
+		j.lastID = max(j.lastID, rec.ID)
+		return pours, deleted, nil
+	}
+	return pours, deleted, fmt.Errorf("unknown op %q", rec.Op)
+}
+
+// checkRecord checks a replayed pour as strictly as the API checks a new one.
+func checkRecord(p *pour) error {
+	if p == nil {
+		return errors.New(`record has no "beer"`)
+	}
+	g, ok := classify(p.Volume)
+	switch {
+	case p.ID < 1 || p.Tap < 1:
+		return fmt.Errorf("pour %d of tap %d: ids start at 1", p.ID, p.Tap)
+	case !ok || g != p.Glass:
+		return fmt.Errorf("pour %d: volume %v ml is not a %s", p.ID, p.Volume, p.Glass)
+	case p.PourID != "" && !validPourID(p.PourID):
+		return fmt.Errorf("pour %d: invalid pourId %q", p.ID, p.PourID)
+	}
+	return nil
+}
+
+// endLastLine completes a last record whose newline a crash lost.
+func (j *journal) endLastLine() error {
+	if _, err := j.file.Write([]byte{'\n'}); err != nil {
+		return fmt.Errorf("complete the last line of %s: %w", j.path, err)
+	}
+	j.size++
+	return j.file.Sync()
+}
+
+func (j *journal) cutTornTail(line, n int, why error) error {
+	if err := j.file.Truncate(j.size); err != nil {
+		return fmt.Errorf("cut the torn last line %d of %s: %w", line, j.path, err)
+	}
+	if err := j.file.Sync(); err != nil {
+		return fmt.Errorf("cut the torn last line %d of %s: %w", line, j.path, err)
+	}
+	j.log.Warn("cut off the journal's last line, torn by a crash before it was acknowledged",
+		"file", j.path, "line", line, "bytes", n, "err", why)
+	return nil
+}
+
+// syncDir makes the creation or renaming of the file at path durable.
+func syncDir(path string) error {
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync folder of %s: %w", path, err)
+	}
+	return nil
+}
+
+// Compaction rewrites the journal to hold only what a replay needs: the
+// highest id issued, the stored pours, and the deleted pours that had a
+// pourId. Its own goroutine writes a snapshot to a temporary file beside
+// the journal while the writer goes on; the writer then copies over what
+// it appended meanwhile, syncs, renames the file over the journal and
+// syncs the folder. A crash at any moment leaves the old journal or the
+// new one whole.
+type compaction struct {
+	size    int64          // bytes in the journal when the snapshot was taken
+	records int            // records in it then
+	result  chan compacted // the written snapshot
+}
+
+// compacted is a written snapshot, or why it could not be written.
+type compacted struct {
+	file    *os.File
+	size    int64
+	records int
+	err     error
+}
+
+// worthCompacting reports whether more than half of the journal's records
+// are no longer needed.
+func (j *journal) worthCompacting() bool {
+	needed := len(j.store.stored.all) + j.store.graves + 1
+	return j.records >= max(compactMin, j.compactAt) && j.records-needed > j.records/2
+}
+
+// maybeCompact starts a compaction when it is worth it.
+func (j *journal) maybeCompact() {
+	if j.file != nil && j.compaction == nil && j.failure() == nil && j.worthCompacting() {
+		j.compact()
+	}
+}
+
+// compact starts writing a snapshot of the store. Pours never change once
+// stored, so the snapshot's goroutine reads them while the writer appends.
+func (j *journal) compact() {
+	c := &compaction{size: j.size, records: j.records, result: make(chan compacted, 1)}
+	j.compaction = c
+	pours, stored, lastID := j.store.pours, slices.Clone(j.store.stored.all), j.lastID
+	go func() { c.result <- writeSnapshot(j.path, lastID, pours, stored) }()
+}
+
+// compacted returns the channel of the compaction under way, or nil,
+// which a select never picks.
+func (j *journal) compacted() <-chan compacted {
+	if j.compaction == nil {
+		return nil
+	}
+	return j.compaction.result
+}
+
+// finishCompaction puts a written snapshot in place of the journal: it
+// appends what the journal gained since the snapshot and renames it over
+// the journal. When it cannot, the journal stays as it was.
+func (j *journal) finishCompaction(r compacted) error {
+	c := j.compaction
+	j.compaction = nil
+	err := r.err
+	if err == nil {
+		tail := j.size - c.size
+		_, err = io.Copy(r.file, io.NewSectionReader(j.file, c.size, tail))
+		r.size += tail
+		r.records += j.records - c.records
+	}
+	if err == nil {
+		err = r.file.Sync()
+	}
+	if err == nil {
+		err = os.Rename(r.file.Name(), j.path)
+	}
+	if err != nil {
+		if r.file != nil {
+			r.file.Close()
+			os.Remove(r.file.Name())
+		}
+		j.log.Error("journal compaction failed; the journal is unchanged", "file", j.path, "err", err)
+		j.compactAt = j.records + j.records/2 // not again at once
+		return err
+	}
+	j.file.Close()
+	j.file, j.size, j.records = r.file, r.size, r.records
+	if err := syncDir(j.path); err != nil {
+		// The rename may not survive a crash, and the old journal lacks
+		// what comes next: refuse changes until a restart.
+		j.fail(err)
+		return err
+	}
+	j.log.Info("compacted the journal", "file", j.path, "records", j.records, "bytes", j.size)
+	return nil
+}
+
+// writeSnapshot writes the compacted journal to a new temporary file
+// beside the journal at path and syncs it: lastID, then each of pours
+// that is stored (its position is in stored) or deleted with a pourId.
+func writeSnapshot(path string, lastID int64, pours []pour, stored []int32) compacted {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".compact-*")
+	if err != nil {
+		return compacted{err: err}
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	enc := json.NewEncoder(w)
+	r := compacted{file: f, records: 1}
+	err = enc.Encode(record{Op: "lastId", ID: lastID})
+	for i := range pours {
+		if len(stored) > 0 && stored[0] == int32(i) {
+			stored = stored[1:]
+			err = cmp.Or(err, enc.Encode(record{Op: "pour", Pour: &pours[i]}))
+		} else if pours[i].PourID != "" {
+			err = cmp.Or(err, enc.Encode(record{Op: "deleted", Pour: &pours[i]}))
+		} else {
+			continue
+		}
+		r.records++
+	}
+	err = cmp.Or(err, w.Flush(), f.Sync())
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return compacted{err: fmt.Errorf("write compacted journal %s: %w", f.Name(), err)}
+	}
+	r.size, err = f.Seek(0, io.SeekCurrent)
+	r.err = err
+	return r
 }

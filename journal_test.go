@@ -2,11 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,146 +11,80 @@ import (
 	"time"
 )
 
-// testJournal is a journal on a real file, with the events it published.
-type testJournal struct {
-	*journal
-	events *eventLog
-	logs   *bytes.Buffer
-}
-
-type eventLog struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (e *eventLog) publish(ev event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.msgs = append(e.msgs, string(ev.msg))
-}
-
-func (e *eventLog) all() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]string(nil), e.msgs...)
-}
-
-// openJournal opens the journal at path into a new store; the test closes it.
-func openJournal(t *testing.T, path string, compactMin int) (*testJournal, error) {
+// everything lists every stored pour, oldest first.
+func (ts *testServer) everything(t *testing.T) []apiBeer {
 	t.Helper()
-	logs := new(bytes.Buffer)
-	events := new(eventLog)
-	j := newJournal(path, newStore(), events.publish, slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil)))
-	j.compactMin = compactMin
-	if err := j.open(); err != nil {
-		return nil, err
-	}
-	t.Cleanup(j.close)
-	return &testJournal{j, events, logs}, nil
-}
-
-func mustOpenJournal(t *testing.T, path string) *testJournal {
-	t.Helper()
-	j, err := openJournal(t, path, 1024)
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	return j
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (j *testJournal) mustPour(t *testing.T, tap int64, volume float64, pourID string) *beer {
-	t.Helper()
-	b, _, err := j.pour(context.Background(), pourRequest{tap: tap, volume: volume, pourID: pourID})
-	if err != nil {
-		t.Fatalf("pour: %v", err)
-	}
-	return b
-}
-
-func (j *testJournal) mustRemove(t *testing.T, id int64) {
-	t.Helper()
-	if err := j.remove(context.Background(), id); err != nil {
-		t.Fatalf("remove %d: %v", id, err)
-	}
-}
-
-// contents is what a store holds, in a comparable form.
-func contents(s *store) string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var b strings.Builder
-	for _, p := range s.pours.all {
-		b.Write(p.appendJSON(nil))
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
-
-func TestJournalReplaysEveryChange(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "beers.jsonl")
-	j := mustOpenJournal(t, path)
-	for i := range 10 {
-		j.mustPour(t, int64(i%3+1), float64(100+i*90), fmt.Sprintf("p%d", i))
-	}
-	j.mustRemove(t, 3)
-	j.mustRemove(t, 10) // the highest id: still never issued again
-	events := j.events.all()
-	if len(events) != 12 || !strings.HasPrefix(events[0], `{"event":"pour","beer":{"id":1,`) ||
-		events[10] != `{"event":"deleted","id":3}` || events[11] != `{"event":"deleted","id":10}` {
-		t.Errorf("published %d events %q; want 10 pours, then deletes 3 and 10", len(events), events)
-	}
-	want, wantReport := contents(j.store), fmt.Sprint(j.store.report())
-	j.close()
-
-	again := mustOpenJournal(t, path)
-	if got := contents(again.store); got != want {
-		t.Fatalf("replayed store:\n%s\nwant:\n%s", got, want)
-	}
-	if got := fmt.Sprint(again.store.report()); got != wantReport {
-		t.Errorf("replayed report %s; want %s", got, wantReport)
-	}
-	if b := again.mustPour(t, 1, 500, ""); b.id != 11 {
-		t.Errorf("the first id after replay = %d; want 11", b.id)
-	}
-	// pourIds survive a restart, those of deleted pours too.
-	tests := []struct {
-		pourID  string
-		volume  float64
-		wantID  int64
-		wantErr string
-	}{
-		{"p0", 100, 1, ""},
-		{"p9", 910, 10, ""}, // deleted: found again, not stored again
-		{"p9", 500, 0, "already stored pourId"},
-	}
-	for _, tt := range tests {
-		b, created, err := again.pour(context.Background(), pourRequest{tap: 1, volume: tt.volume, pourID: tt.pourID})
-		switch {
-		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-			t.Errorf("pour %s of %v ml: err = %v; want %q", tt.pourID, tt.volume, err, tt.wantErr)
-		case tt.wantErr == "" && (err != nil || created || b.id != tt.wantID):
-			t.Errorf("pour %s of %v ml = %+v, created %v, %v; want pour %d found again", tt.pourID, tt.volume, b, created, err, tt.wantID)
+	var all []apiBeer
+	for page := 1; ; page++ {
+		l := ts.list(t, fmt.Sprintf("?page=%d&page_size=1000", page))
+		all = append(all, l.Beers...)
+		if len(l.Beers) < 1000 {
+			return all
 		}
 	}
-	if _, ok := again.store.get(10); ok {
-		t.Errorf("repeating the pourId of deleted pour 10 brought it back")
-	}
 }
 
-func TestJournalCutsATornLastLine(t *testing.T) {
+func TestRestartReplaysEveryChange(t *testing.T) {
 	t.Parallel()
+	data := filepath.Join(t.TempDir(), "beers.jsonl")
+	ts := startServer(t, "DATA_FILE="+data)
+	for i := range 10 {
+		p := sentPour{tap: i%3 + 1, volume: float64(100 + i*90), pourID: fmt.Sprintf("p%d", i)}
+		if r := do(t, "POST", ts.url+"/api/beers", p.body()); r.status != 201 {
+			t.Fatalf("POST %s = %d %s", p.body(), r.status, r.body)
+		}
+	}
+	do(t, "DELETE", ts.url+"/api/beers/3", "")
+	do(t, "DELETE", ts.url+"/api/beers/10", "") // the highest id: never issued again
+	want, wantReport := ts.everything(t), do(t, "GET", ts.url+"/api/report", "").body
+	ts.stop()
+
+	again := startServer(t, "DATA_FILE="+data)
+	if got := again.everything(t); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after a restart the server holds\n%+v\nwant\n%+v", got, want)
+	}
+	if got := do(t, "GET", again.url+"/api/report", "").body; !bytes.Equal(got, wantReport) {
+		t.Errorf("report after a restart %s; want %s", got, wantReport)
+	}
+	if b := again.pour(t, 1, 500); b.ID != 11 {
+		t.Errorf("the first id after the restart = %d; want 11", b.ID)
+	}
+	// pourIds survive a restart, those of deleted pours too.
+	for _, tt := range []struct {
+		p      sentPour
+		status int
+		want   string
+	}{
+		{sentPour{1, 100, "p0"}, 200, `"id":1,`},
+		{sentPour{1, 910, "p9"}, 200, `"id":10,`}, // deleted: found again, not stored again
+		{sentPour{1, 500, "p9"}, 409, "already stored pourId"},
+	} {
+		if r := do(t, "POST", again.url+"/api/beers", tt.p.body()); r.status != tt.status || !strings.Contains(string(r.body), tt.want) {
+			t.Errorf("POST %s = %d %s; want %d and %s", tt.p.body(), r.status, r.body, tt.status, tt.want)
+		}
+	}
+	checkError(t, do(t, "GET", again.url+"/api/beers/10", ""), 404, "no pour has id 10")
+}
+
+// startWithJournal writes lines as the journal at a new path, starts a
+// server on it and returns the server and the path.
+func startWithJournal(t *testing.T, lines string) (*testServer, string) {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), "beers.jsonl")
+	if err := os.WriteFile(data, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startServer(t, "DATA_FILE="+data), data
+}
+
+// pourLine is the journal line of a pour of 500 ml by tap 1.
+func pourLine(id int) string {
+	return fmt.Sprintf(`{"op":"pour","beer":{"id":%d,"tapId":1,"volume":500,"type":"pint","timestamp":"2026-11-28T21:04:05.123Z"}}`+"\n", id)
+}
+
+func TestStartUpCutsATornLastLine(t *testing.T) {
+	t.Parallel()
+	good := pourLine(1) + pourLine(2) + pourLine(3)
 	for _, tail := range []string{
 		`{"op":"pour","beer":{"id":4,"tapId":1,"vol`, // cut in the middle
 		"\x00\x00\x00\x00\x00\x00",                   // a block the file system had not filled
@@ -162,195 +92,232 @@ func TestJournalCutsATornLastLine(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%.20q", tail), func(t *testing.T) {
 			t.Parallel()
-			path := filepath.Join(t.TempDir(), "beers.jsonl")
-			j := mustOpenJournal(t, path)
-			for i := range 3 {
-				j.mustPour(t, 1, float64(200+i), "")
+			ts, data := startWithJournal(t, good+tail)
+			if l := ts.list(t, ""); l.Total != 3 {
+				t.Fatalf("the server holds %d pours after a torn tail; want 3", l.Total)
 			}
-			want := contents(j.store)
-			j.close()
-			whole, _ := os.ReadFile(path)
-			appendFile(t, path, tail)
-
-			again := mustOpenJournal(t, path)
-			if got := contents(again.store); got != want {
-				t.Fatalf("store after a torn tail:\n%s\nwant:\n%s", got, want)
+			if logs := ts.logs.String(); !strings.Contains(logs, "cut off the journal's last line") || !strings.Contains(logs, `"line":4`) {
+				t.Errorf("logs %s; want a warning that line 4 was cut off", logs)
 			}
-			if !strings.Contains(again.logs.String(), "cut off the journal's last line") || !strings.Contains(again.logs.String(), "line=4") {
-				t.Errorf("logs %q; want a warning that line 4 was cut off", again.logs)
+			if b := ts.pour(t, 2, 300); b.ID != 4 {
+				t.Errorf("the next id = %d; want 4", b.ID)
 			}
-			if b := again.mustPour(t, 2, 300, ""); b.id != 4 {
-				t.Errorf("the next id = %d; want 4", b.id)
-			}
-			again.close()
-			if got, _ := os.ReadFile(path); !bytes.HasPrefix(got, whole) || bytes.Count(got, []byte("\n")) != 4 {
+			ts.stop()
+			if got := readFile(t, data); !strings.HasPrefix(got, good) || strings.Count(got, "\n") != 4 {
 				t.Errorf("journal after the cut and one more pour:\n%s\nwant the 3 lines before and one more", got)
 			}
 		})
 	}
 }
 
-func TestJournalCompletesALastLineWithoutNewline(t *testing.T) {
+func TestStartUpCompletesALastLineWithoutNewline(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "beers.jsonl")
-	j := mustOpenJournal(t, path)
-	j.mustPour(t, 1, 200, "")
-	j.close()
-	whole, _ := os.ReadFile(path)
-	os.WriteFile(path, bytes.TrimSuffix(whole, []byte("\n")), 0o644)
-	again := mustOpenJournal(t, path)
-	again.mustPour(t, 1, 300, "")
-	again.close()
-	third := mustOpenJournal(t, path)
-	if n := len(third.store.pours.all); n != 2 {
-		t.Errorf("%d pours after completing the last line; want 2", n)
+	ts, data := startWithJournal(t, strings.TrimSuffix(pourLine(1), "\n"))
+	ts.pour(t, 1, 300)
+	ts.stop()
+	again := startServer(t, "DATA_FILE="+data)
+	if l := again.list(t, ""); l.Total != 2 {
+		t.Errorf("%d pours after completing the last line; want 2", l.Total)
 	}
 }
 
-func TestJournalRefusesACorruptLineBeforeTheEnd(t *testing.T) {
+func TestStartUpRefusesACorruptLineBeforeTheEnd(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ name, line, want string }{
 		{"garbage", "not json at all\n", "line 2 is corrupt"},
 		{"unknown op", `{"op":"spill","id":1}` + "\n", `unknown op "spill"`},
-		{"volume without a glass", `{"op":"pour","beer":{"id":2,"tapId":1,"volume":5,"type":"half","timestamp":"2026-11-28T21:04:05.123Z"}}` + "\n", "is not a"},
-		{"id going backwards", `{"op":"pour","beer":{"id":1,"tapId":1,"volume":500,"type":"pint","timestamp":"2026-11-28T21:04:05.123Z"}}` + "\n", "ids must ascend"},
+		{"volume without a glass", `{"op":"pour","beer":{"id":2,"tapId":1,"volume":5,"type":"half","timestamp":"2026-11-28T21:04:05.123Z"}}` + "\n", "is not a half"},
+		{"wrong glass", `{"op":"pour","beer":{"id":2,"tapId":1,"volume":500,"type":"stein","timestamp":"2026-11-28T21:04:05.123Z"}}` + "\n", "is not a stein"},
+		{"id going backwards", pourLine(1), "ids must ascend"},
 		{"delete of nothing", `{"op":"delete","id":42}` + "\n", "not stored"},
+		{"bad timestamp", `{"op":"pour","beer":{"id":2,"tapId":1,"volume":500,"type":"pint","timestamp":"yesterday"}}` + "\n", "line 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			path := filepath.Join(t.TempDir(), "beers.jsonl")
-			j := mustOpenJournal(t, path)
-			j.mustPour(t, 1, 200, "")
-			j.close()
-			appendFile(t, path, tt.line)
-			appendFile(t, path, `{"op":"pour","beer":{"id":9,"tapId":1,"volume":500,"type":"pint","timestamp":"2026-11-28T21:04:05.123Z"}}`+"\n")
-			before, _ := os.ReadFile(path)
-			_, err := openJournal(t, path, 1024)
-			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("open = %v; want an error naming %s, line 2 and %q", err, path, tt.want)
+			data := filepath.Join(t.TempDir(), "beers.jsonl")
+			journal := pourLine(1) + tt.line + pourLine(9)
+			os.WriteFile(data, []byte(journal), 0o644)
+			err := startupError(t, "DATA_FILE="+data)
+			if !strings.Contains(err.Error(), data) || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("start-up error %v; want one naming %s, line 2 and %q", err, data, tt.want)
 			}
-			if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
+			if got := readFile(t, data); got != journal {
 				t.Errorf("a refused start-up changed the journal")
 			}
-			if _, err := openJournal(t, path, 1024); err == nil || strings.Contains(err.Error(), "in use") {
-				t.Errorf("second open = %v; want the same corruption error, the lock released", err)
+			if err := startupError(t, "DATA_FILE="+data); strings.Contains(err.Error(), "in use") {
+				t.Errorf("second start-up = %v; want the same corruption error, the lock released", err)
 			}
 		})
 	}
 }
 
-func appendFile(t *testing.T, path, s string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(s); err != nil {
-		t.Fatal(err)
+func TestASecondServerOnTheJournalIsRefused(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "beers.jsonl")
+	startServer(t, "DATA_FILE="+data)
+	err := startupError(t, "DATA_FILE="+data)
+	if !strings.Contains(err.Error(), "DATA_FILE") || !strings.Contains(err.Error(), "in use by another server") {
+		t.Errorf("second server = %v; want DATA_FILE named as in use", err)
 	}
 }
 
-func TestJournalIsLockedAgainstASecondServer(t *testing.T) {
+// TestCompactionWhileServing deletes most pours so that the journal is
+// compacted while the server serves, then restarts on what it wrote.
+func TestCompactionWhileServing(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "beers.jsonl")
-	mustOpenJournal(t, path)
-	if _, err := openJournal(t, path, 1024); err == nil || !strings.Contains(err.Error(), "in use by another server") {
-		t.Errorf("second open = %v; want it refused as in use", err)
+	data := filepath.Join(t.TempDir(), "beers.jsonl")
+	ts := startServer(t, "DATA_FILE="+data)
+	sub := ts.subscribe(t)
+	const pours, kept = 700, 40
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < pours; i += 4 {
+				pourID := ""
+				if i%2 == 0 {
+					pourID = fmt.Sprintf("p%d", i)
+				}
+				r := do(t, "POST", ts.url+"/api/beers", sentPour{i%4 + 1, float64(100 + i), pourID}.body())
+				if r.status != 201 {
+					t.Errorf("POST = %d %s", r.status, r.body)
+				}
+			}
+		})
 	}
-}
-
-func TestJournalCompaction(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "beers.jsonl")
-	j, err := openJournal(t, path, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 40 {
-		pourID := ""
-		if i%2 == 0 {
-			pourID = fmt.Sprintf("p%d", i)
+	wg.Wait()
+	for id := 1; id <= pours-kept; id++ {
+		if r := do(t, "DELETE", fmt.Sprintf("%s/api/beers/%d", ts.url, id), ""); r.status != 204 {
+			t.Fatalf("DELETE %d = %d %s", id, r.status, r.body)
 		}
-		j.mustPour(t, int64(i%4+1), float64(100+i*20), pourID)
 	}
-	for id := int64(1); id <= 36; id++ {
-		j.mustRemove(t, id)
+	waitFor(t, 10*time.Second, "the compaction", func() bool { return strings.Contains(ts.logs.String(), "compacted the journal") })
+	last := ts.pour(t, 1, 500) // the journal kept taking changes
+	want := ts.everything(t)
+	for range pours + pours - kept {
+		sub.next() // every change was broadcast once
 	}
-	want := contents(j.store)
-	waitFor(t, 5*time.Second, "the compaction to finish", func() bool {
-		return strings.Contains(j.logs.String(), "compacted the journal")
-	})
-	// While it compacted the journal kept taking changes.
-	j.mustPour(t, 1, 500, "after")
-	want += string(j.store.pours.all[len(j.store.pours.all)-1].appendJSON(nil)) + "\n"
-	j.close()
+	sub.nextPour(last)
+	ts.stop()
 
-	// Uncompacted, the journal would hold 77 records: 41 pours, 36 deletes.
-	// Compacted it starts with the last id and holds far fewer.
-	got := readFile(t, path)
-	if lines := strings.Count(got, "\n"); lines > 60 || !strings.HasPrefix(got, `{"op":"lastId",`) {
-		t.Errorf("the journal has %d lines; want it compacted:\n%s", lines, got)
+	// Uncompacted the journal would hold 1,361 records; compacted it
+	// starts with the last id.
+	got := readFile(t, data)
+	if lines := strings.Count(got, "\n"); lines >= pours+pours-kept+1 || !strings.HasPrefix(got, `{"op":"lastId",`) {
+		t.Errorf("the journal has %d lines; want it compacted:\n%.300s", lines, got)
 	}
-	again := mustOpenJournal(t, path)
-	if got := contents(again.store); got != want {
-		t.Fatalf("store after compaction:\n%s\nwant:\n%s", got, want)
+	again := startServer(t, "DATA_FILE="+data)
+	if got := again.everything(t); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after compaction and a restart the server holds\n%v\nwant\n%v", got, want)
 	}
-	if b := again.mustPour(t, 1, 500, ""); b.id != 42 {
-		t.Errorf("the next id after compaction = %d; want 42", b.id)
+	if b := again.pour(t, 1, 500); b.ID != pours+2 {
+		t.Errorf("the next id after compaction = %d; want %d", b.ID, pours+2)
 	}
-	b, created, err := again.pour(context.Background(), pourRequest{tap: 1, volume: 100, pourID: "p0"})
-	if err != nil || created || b.id != 1 {
-		t.Errorf("repeat of deleted pour p0 after compaction = %+v, %v, %v; want pour 1 found again", b, created, err)
+	r := do(t, "POST", again.url+"/api/beers", sentPour{1, 100, "p0"}.body())
+	var p0 beerBody
+	decode(t, r, &p0)
+	if r.status != 200 || p0.Beer.PourID != "p0" || p0.Beer.ID > pours-kept {
+		t.Errorf("repeat of deleted pour p0 after compaction = %d %s; want 200 and the deleted pour", r.status, r.body)
 	}
-	if left, _ := filepath.Glob(path + ".compact-*"); len(left) != 0 {
+	checkError(t, do(t, "GET", fmt.Sprintf("%s/api/beers/%d", again.url, p0.Beer.ID), ""), 404, "no pour has id")
+	if left, _ := filepath.Glob(data + ".compact-*"); len(left) != 0 {
 		t.Errorf("compaction left %v behind", left)
 	}
 }
 
-func TestJournalIgnoresAnInterruptedCompaction(t *testing.T) {
+func TestStartUpRemovesAnInterruptedCompaction(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "beers.jsonl")
-	j := mustOpenJournal(t, path)
-	j.mustPour(t, 1, 200, "a")
-	j.mustPour(t, 2, 900, "b")
-	want := contents(j.store)
-	j.close()
+	data := filepath.Join(t.TempDir(), "beers.jsonl")
+	os.WriteFile(data, []byte(pourLine(1)+pourLine(2)), 0o644)
 	// A crash while writing a snapshot leaves a half-written file beside
 	// the journal, which is whole.
-	left := path + ".compact-12345"
+	left := data + ".compact-12345"
 	os.WriteFile(left, []byte(`{"op":"lastId","id":1}`+"\n"+`{"op":"pour","be`), 0o644)
-
-	again := mustOpenJournal(t, path)
-	if got := contents(again.store); got != want {
-		t.Fatalf("store:\n%s\nwant:\n%s", got, want)
+	ts := startServer(t, "DATA_FILE="+data)
+	if l := ts.list(t, ""); l.Total != 2 {
+		t.Errorf("%d pours; want the journal's 2", l.Total)
 	}
-	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
 		t.Errorf("the interrupted compaction's file is still there: %v", err)
 	}
 }
 
-func TestJournalCompactsAtStartUpWhenWorthwhile(t *testing.T) {
+func TestStartUpCompactsWhenWorthwhile(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "beers.jsonl")
 	var b strings.Builder
-	for id := 1; id <= 30; id++ {
-		fmt.Fprintf(&b, `{"op":"pour","beer":{"id":%d,"tapId":1,"volume":500,"type":"pint","timestamp":"2026-11-28T21:04:05.123Z"}}`+"\n", id)
+	for id := 1; id <= 1030; id++ {
+		b.WriteString(pourLine(id))
 	}
-	for id := 1; id <= 28; id++ {
+	for id := 1; id <= 1028; id++ {
 		fmt.Fprintf(&b, `{"op":"delete","id":%d}`+"\n", id)
 	}
-	os.WriteFile(path, []byte(b.String()), 0o644)
-	j, err := openJournal(t, path, 10)
-	if err != nil {
+	ts, data := startWithJournal(t, b.String())
+	if got := readFile(t, data); strings.Count(got, "\n") != 3 || !strings.HasPrefix(got, `{"op":"lastId","id":1030}`) {
+		t.Errorf("journal after start-up:\n%s\nwant lastId 1030 and the 2 stored pours", got)
+	}
+	if b := ts.pour(t, 1, 500); b.ID != 1031 {
+		t.Errorf("next id = %d; want 1031", b.ID)
+	}
+}
+
+// TestAFailedWriteRefusesChanges runs the server with a file size limit,
+// so that a write to the journal fails as it would on a full disk: from
+// then on every change is a 503 that says nothing was stored, /healthz is
+// a 503, and reads go on. A restart keeps every acknowledged pour.
+func TestAFailedWriteRefusesChanges(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "beers.jsonl")
+	bin := buildBinary(t, ".")
+	limited := filepath.Join(t.TempDir(), "limited")
+	script := "#!/bin/sh\nulimit -f 8 && exec " + bin + "\n" // 8 blocks: a few KiB
+	if err := os.WriteFile(limited, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, path); strings.Count(got, "\n") != 3 || !strings.HasPrefix(got, `{"op":"lastId","id":30}`) {
-		t.Errorf("journal after start-up:\n%s\nwant lastId 30 and the 2 live pours", got)
+	ts := startServerProcess(t, limited, data)
+	var acked []apiBeer
+	var refused response
+	for i := 0; refused.status == 0; i++ {
+		if i == 1000 {
+			t.Fatalf("1000 pours fitted in the limited journal; want a write to fail")
+		}
+		r := do(t, "POST", ts.url+"/api/beers", `{"tapId":1,"volume":500}`)
+		if r.status == 201 {
+			var b beerBody
+			decode(t, r, &b)
+			acked = append(acked, b.Beer)
+		} else {
+			refused = r
+		}
 	}
-	if b := j.mustPour(t, 1, 500, ""); b.id != 31 {
-		t.Errorf("next id = %d; want 31", b.id)
+	checkError(t, refused, 503, "nothing was stored")
+	checkError(t, do(t, "POST", ts.url+"/api/beers", `{"tapId":1,"volume":500}`), 503, "nothing was stored")
+	checkError(t, do(t, "DELETE", ts.url+"/api/beers/1", ""), 503, "nothing was stored")
+	r := do(t, "GET", ts.url+"/healthz", "")
+	var health struct {
+		Status  string `json:"status"`
+		Message string `json:"message"`
+	}
+	decode(t, r, &health)
+	if r.status != 503 || health.Status != "failing" || !strings.Contains(health.Message, "cannot be written") {
+		t.Errorf("GET /healthz = %d %+v; want 503 failing with the cause", r.status, health)
+	}
+	if got := ts.everything(t); fmt.Sprint(got) != fmt.Sprint(acked) {
+		t.Errorf("reads after the failure list %d pours; want the %d acknowledged", len(got), len(acked))
+	}
+	ts.stop()
+	again := startServerProcess(t, bin, data)
+	if got := again.everything(t); fmt.Sprint(got) != fmt.Sprint(acked) {
+		t.Errorf("after a restart the server holds %d pours; want the %d acknowledged", len(got), len(acked))
+	}
+}
+
+func TestAnUnwritableDataFileStopsStartUp(t *testing.T) {
+	t.Parallel()
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, nil, 0o644)
+	err := startupError(t, "DATA_FILE="+filepath.Join(notDir, "beers.jsonl"))
+	if !strings.Contains(err.Error(), "DATA_FILE=") {
+		t.Errorf("start-up error %v; want one naming DATA_FILE", err)
 	}
 }
 
@@ -363,74 +330,14 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-func TestJournalThatCannotBeWrittenRefusesChanges(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "beers.jsonl")
-	j := newJournal(path, newStore(), func(event) {}, slog.New(slog.DiscardHandler))
-	if err := j.openFile(); err != nil {
-		t.Fatal(err)
-	}
-	// Swap in a handle that cannot be written, as a failed disk would.
-	j.file.Close()
-	ro, err := os.Open(path)
+func appendFile(t *testing.T, path, s string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j.file = ro
-	go j.run()
-	defer j.close()
-
-	for range 2 {
-		_, _, err := j.pour(context.Background(), pourRequest{tap: 1, volume: 500})
-		var e *apiError
-		if !errors.As(err, &e) || e.Status != http.StatusServiceUnavailable || !strings.Contains(e.Message, "nothing was stored") {
-			t.Fatalf("pour on a broken journal = %v; want a 503 saying nothing was stored", err)
-		}
-	}
-	if j.failure() == nil {
-		t.Errorf("failure() = nil; want the write error")
-	}
-	if n := len(j.store.pours.all); n != 0 {
-		t.Errorf("the store holds %d pours; want none", n)
-	}
-}
-
-// TestJournalCompactsWhileBusy pours and deletes from many goroutines
-// while compactions come and go, then checks that a replay of what is on
-// disk equals what was served.
-func TestJournalCompactsWhileBusy(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "beers.jsonl")
-	j, err := openJournal(t, path, 50)
-	if err != nil {
+	defer f.Close()
+	if _, err := f.WriteString(s); err != nil {
 		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Go(func() {
-			for i := range 300 {
-				pourID := ""
-				if i%8 == 1 {
-					pourID = fmt.Sprintf("w%d-%d", w, i) // deleted, but kept for its pourId
-				}
-				b := j.mustPour(t, int64(w+1), float64(100+i), pourID)
-				if i%4 != 0 {
-					j.mustRemove(t, b.id)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	want := contents(j.store)
-	j.close()
-	if n := strings.Count(j.logs.String(), "compacted the journal"); n < 2 {
-		t.Errorf("%d compactions; want several", n)
-	}
-	again := mustOpenJournal(t, path)
-	if got := contents(again.store); got != want {
-		t.Fatalf("replay after busy compactions differs:\n%s\nwant:\n%s", got, want)
-	}
-	if b := again.mustPour(t, 1, 500, ""); b.id != 2401 {
-		t.Errorf("next id = %d; want 2401", b.id)
 	}
 }

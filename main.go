@@ -142,14 +142,13 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	cfg.auth.logMode(log)
 	s := newStore()
 	h := newHub(reportEvent(s), cfg.reportInterval, log)
-	j := newJournal(cfg.dataFile, s, h.publish, log)
-	if err := j.open(); err != nil {
+	j, err := openJournal(cfg.dataFile, s, hubGlue(s, h), log)
+	if err != nil {
 		return err
 	}
 	defer j.close()
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
-	h.pos = s.seq // no change is committed before the server listens
 	go h.run(hubCtx)
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port)))
@@ -166,7 +165,7 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.dataFile, "pours", len(s.pours.all))
+	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.dataFile, "pours", len(s.stored.all))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -204,10 +203,10 @@ func shutdown(ctx context.Context, log *slog.Logger, srv *http.Server, h *hub, s
 // newHandler lists every route.
 func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /api/beers", handleCreateBeer(j, cfg.auth))
-	mux.Handle("GET /api/beers", handleListBeers(s))
-	mux.Handle("GET /api/beers/{id}", handleGetBeer(s))
-	mux.Handle("DELETE /api/beers/{id}", handleDeleteBeer(j, cfg.auth))
+	mux.Handle("POST /api/beers", handleCreate(j, cfg.auth))
+	mux.Handle("GET /api/beers", handleList(s))
+	mux.Handle("GET /api/beers/{id}", handleGet(s))
+	mux.Handle("DELETE /api/beers/{id}", handleDelete(j, cfg.auth))
 	mux.Handle("GET /api/report", handleReport(s))
 	mux.Handle("GET /healthz", handleHealth(j))
 	mux.Handle("GET /debug/stats", handleStats(s, h))
@@ -231,17 +230,31 @@ func handleHealth(j *journal) http.HandlerFunc {
 	}
 }
 
+// An event is one message of a subscriber's stream.
+type event struct {
+	Event  string  `json:"event"`
+	Pour   *pour   `json:"beer,omitempty"`
+	ID     int64   `json:"id,omitempty"`
+	Report *report `json:"report,omitempty"`
+}
+
+// hubGlue numbers the events that the journal publishes under the
+// store's lock, for the hub's consistent streams.
+func hubGlue(s *store, h *hub) func(event) {
+	return func(e event) {
+		s.seq++
+		msg, _ := json.Marshal(e)
+		h.publish(message{msg, s.seq})
+	}
+}
+
 // reportEvent returns a function that encodes a report event of s.
-func reportEvent(s *store) func() event {
-	return func() event {
-		r, seq := s.reportAt()
-		body, err := json.Marshal(struct {
-			Event  string `json:"event"`
-			Report report `json:"report"`
-		}{"report", r})
-		if err != nil {
-			panic(err) // a report is numbers and strings only
-		}
-		return event{body, seq}
+func reportEvent(s *store) func() message {
+	return func() message {
+		s.mu.RLock()
+		r, seq := s.reportLocked(), s.seq
+		s.mu.RUnlock()
+		body, _ := json.Marshal(event{Event: "report", Report: &r})
+		return message{body, seq}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -28,27 +29,16 @@ type testServer struct {
 // periodic report and JSON logs.
 func startServer(t testing.TB, env ...string) *testServer {
 	t.Helper()
-	vars := map[string]string{"HOST": "127.0.0.1", "PORT": "0", "DATA_FILE": memoryOnly,
-		"REPORT_INTERVAL": "0", "LOG_FORMAT": "json"}
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
-	}
-	logs := newLogCapture()
-	_, logs.quiet = t.(*testing.B)
-	ctx, cancel := context.WithCancel(context.Background())
-	exited := make(chan error, 1)
-	go func() { exited <- run(ctx, func(k string) string { return vars[k] }, logs) }()
-	ts := &testServer{logs: logs}
+	ts, exited, cancel := launch(t, env)
 	select {
-	case addr := <-logs.listening:
+	case addr := <-ts.logs.listening:
 		ts.url = "http://" + addr
 	case err := <-exited:
 		cancel()
-		t.Fatalf("run returned before listening: %v\nlogs:\n%s", err, logs)
+		t.Fatalf("run returned before listening: %v\nlogs:\n%s", err, ts.logs)
 	case <-time.After(10 * time.Second):
 		cancel()
-		t.Fatalf("server did not start listening within 10s; logs:\n%s", logs)
+		t.Fatalf("server did not start listening within 10s; logs:\n%s", ts.logs)
 	}
 	var once sync.Once
 	ts.stop = func() {
@@ -67,10 +57,47 @@ func startServer(t testing.TB, env ...string) *testServer {
 	t.Cleanup(func() {
 		ts.stop()
 		if t.Failed() {
-			t.Logf("server logs:\n%s", logs)
+			t.Logf("server logs:\n%s", ts.logs)
 		}
 	})
 	return ts
+}
+
+// startupError runs the server with env as startServer does, and returns
+// the error that stops its start-up, failing if it starts listening.
+func startupError(t *testing.T, env ...string) error {
+	t.Helper()
+	ts, exited, cancel := launch(t, env)
+	defer cancel()
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatalf("run returned nil; want a start-up error\nlogs:\n%s", ts.logs)
+		}
+		return err
+	case addr := <-ts.logs.listening:
+		t.Fatalf("the server started on %s; want a start-up error", addr)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("run neither failed nor listened within 20s; logs:\n%s", ts.logs)
+	}
+	return nil
+}
+
+// launch starts run on the test settings and env; run's error arrives on
+// exited once cancel is called or the start-up fails.
+func launch(t testing.TB, env []string) (ts *testServer, exited chan error, cancel func()) {
+	vars := map[string]string{"HOST": "127.0.0.1", "PORT": "0", "DATA_FILE": memoryOnly,
+		"REPORT_INTERVAL": "0", "LOG_FORMAT": "json"}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	ts = &testServer{logs: newLogCapture()}
+	_, ts.logs.quiet = t.(*testing.B)
+	ctx, cancel := context.WithCancel(context.Background())
+	exited = make(chan error, 1)
+	go func() { exited <- run(ctx, func(k string) string { return vars[k] }, ts.logs) }()
+	return ts, exited, cancel
 }
 
 // logCapture keeps a server's log lines and reports the address it listens on.
@@ -158,6 +185,20 @@ type listBody struct {
 	Total    int       `json:"total"`
 }
 
+// reportBody is a report as a client decodes it.
+type reportBody struct {
+	Total  int                 `json:"total"`
+	Volume float64             `json:"volume"`
+	Taps   map[string]tapShare `json:"taps"`
+	Types  map[string]int      `json:"types"`
+}
+
+type tapShare struct {
+	Beers  int     `json:"beers"`
+	Volume float64 `json:"volume"`
+	Share  float64 `json:"share"`
+}
+
 type errorBody struct {
 	Status  int    `json:"status"`
 	Message string `json:"message"`
@@ -176,11 +217,25 @@ func decode(t *testing.T, r response, v any) {
 	}
 }
 
+// A sentPour is a pour as a tap sends it.
+type sentPour struct {
+	tap    int
+	volume float64
+	pourID string // none when ""
+}
+
+func (p sentPour) body() string {
+	if p.pourID == "" {
+		return fmt.Sprintf(`{"tapId":%d,"volume":%g}`, p.tap, p.volume)
+	}
+	return fmt.Sprintf(`{"tapId":%d,"volume":%g,"pourId":%q}`, p.tap, p.volume, p.pourID)
+}
+
 // pour posts a pour and returns the stored beer, failing unless it is 201.
 func (ts *testServer) pour(t *testing.T, tap int, volume float64) apiBeer {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"tapId": tap, "volume": volume})
-	r := do(t, "POST", ts.url+"/api/beers", string(body))
+	body := sentPour{tap: tap, volume: volume}.body()
+	r := do(t, "POST", ts.url+"/api/beers", body)
 	if r.status != http.StatusCreated {
 		t.Fatalf("POST %s = %d %s; want 201", body, r.status, r.body)
 	}
@@ -203,10 +258,10 @@ func (ts *testServer) list(t *testing.T, query string) listBody {
 
 // wsEvent is a WebSocket event as a client decodes it.
 type wsEvent struct {
-	Event  string   `json:"event"`
-	Beer   *apiBeer `json:"beer"`
-	ID     int64    `json:"id"`
-	Report *report  `json:"report"`
+	Event  string      `json:"event"`
+	Beer   *apiBeer    `json:"beer"`
+	ID     int64       `json:"id"`
+	Report *reportBody `json:"report"`
 }
 
 // A subscription is a real WebSocket client of /sockets/beers.
@@ -319,7 +374,15 @@ func TestStats(t *testing.T) {
 	ts := startServer(t)
 	ts.pour(t, 1, 500)
 	ts.subscribe(t)
-	var st stats
+	var st struct {
+		Goroutines  int64 `json:"goroutines"`
+		Subscribers int64 `json:"subscribers"`
+		Pours       int64 `json:"pours"`
+		HeapBytes   int64 `json:"heapBytes"`
+		StackBytes  int64 `json:"stackBytes"`
+		RSSBytes    int64 `json:"rssBytes"`
+		CPUMicros   int64 `json:"cpuMicros"`
+	}
 	waitFor(t, 5*time.Second, "the subscriber to count", func() bool {
 		decode(t, do(t, "GET", ts.url+"/debug/stats", ""), &st)
 		return st.Subscribers == 1

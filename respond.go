@@ -72,23 +72,3 @@ func handleNoRoute(mux *http.ServeMux) http.HandlerFunc {
 			"nothing at %s: the API is /api/beers, /api/beers/{id}, /api/report, /healthz and /sockets/beers; the dashboard is /", r.URL.Path))
 	}
 }
-
-// kindOf names the JSON type of a raw value for error messages.
-func kindOf(raw json.RawMessage) string {
-	s := strings.TrimSpace(string(raw))
-	switch {
-	case s == "":
-		return "nothing"
-	case s[0] == '"':
-		return "a string"
-	case s[0] == '{':
-		return "an object"
-	case s[0] == '[':
-		return "an array"
-	case s == "true" || s == "false":
-		return "a boolean"
-	case s == "null":
-		return "null"
-	}
-	return "a number"
-}

@@ -26,7 +26,7 @@ func handleStats(s *store, h *hub) http.HandlerFunc {
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		s.mu.RLock()
-		pours := len(s.pours.all)
+		pours := len(s.stored.all)
 		s.mu.RUnlock()
 		writeJSON(w, http.StatusOK, stats{
 			Goroutines:  runtime.NumGoroutine(),

@@ -1,156 +1,50 @@
 package main
 
 import (
+	"cmp"
+	"math"
 	"slices"
 	"sync"
 )
 
-// An index holds pours in ascending id order, all of them and per glass, so
-// that any page of any filter is a slice expression.
-type index struct {
-	all     []*beer
-	byGlass [glassCount][]*beer
-}
-
-func (x *index) add(b *beer) {
-	x.all = append(x.all, b)
-	g := b.glass()
-	x.byGlass[g] = append(x.byGlass[g], b)
-}
-
-func (x *index) remove(b *beer) {
-	x.all = removeByID(x.all, b.id)
-	g := b.glass()
-	x.byGlass[g] = removeByID(x.byGlass[g], b.id)
-}
-
-func (x *index) deleteFunc(del func(*beer) bool) {
-	x.all = slices.DeleteFunc(x.all, del)
-	for g := range x.byGlass {
-		x.byGlass[g] = slices.DeleteFunc(x.byGlass[g], del)
-	}
-}
-
-// pick returns the pours of glass g, or all of them when g is nil.
-func (x *index) pick(g *glass) []*beer {
-	if g == nil {
-		return x.all
-	}
-	return x.byGlass[*g]
-}
-
-func findByID(list []*beer, id int64) (int, bool) {
-	return slices.BinarySearchFunc(list, id, func(b *beer, id int64) int {
-		switch {
-		case b.id < id:
-			return -1
-		case b.id > id:
-			return 1
-		}
-		return 0
-	})
-}
-
-func removeByID(list []*beer, id int64) []*beer {
-	i, ok := findByID(list, id)
-	if !ok {
-		return list
-	}
-	return slices.Delete(list, i, i+1)
-}
-
-// tapPours is one tap's share of the store.
-type tapPours struct {
-	index
-	microlitres int64 // the sum of the tap's volumes, kept exact
-}
-
-// A store holds the pours that reached the journal. Readers take the read
-// lock; only the journal's writer changes it, so a reader never sees a pour
-// that is not yet durable.
+// A store holds in memory every pour that reached the journal. The pours
+// are kept by value in one slice, in id order, and never changed once
+// added; a delete only takes a pour out of the indexes, which hold
+// positions in that slice. So a million pours are a few large blocks, and
+// a reader can keep a page of pours after it lets go of the lock.
+//
+// The journal's writer goroutine is the only one that changes the store.
+// It reads without the lock, and writes with it.
 type store struct {
+	// mu guards everything below. It also orders every subscriber's
+	// stream: the writer publishes the events of the changes it applies
+	// while it holds mu, and reports are taken under mu too, so that a
+	// report counts exactly the changes whose events came before it.
 	mu          sync.RWMutex
-	pours       index
-	taps        map[int64]*tapPours
-	microlitres int64
-	seq         uint64 // changes applied so far, replayed ones included
+	pours       []pour              // every pour since start-up, deleted ones too, in id order
+	stored      index               // the pours stored now, deleted ones left out
+	taps        map[int64]*tapPours // every tap that has poured, by id
+	microlitres int64               // the stored pours' volume, kept exact
+	graves      int                 // deleted pours that had a pourId, which compaction keeps
+	seq         uint64              // events published so far
+}
+
+// An index lists positions in store.pours in ascending order: all of
+// them, and by glass, so that any page of any filter is a slice of one.
+type index struct {
+	all     []int32
+	byGlass [glassCount][]int32
+}
+
+// tapPours is what the store knows of one tap.
+type tapPours struct {
+	index                        // the tap's stored pours
+	microlitres int64            // their volume
+	pourIDs     map[string]int32 // the position of each of its pours that came with a pourId, deleted or not
 }
 
 func newStore() *store {
 	return &store{taps: make(map[int64]*tapPours)}
-}
-
-// microlitres converts a volume so that sums stay exact however many pours
-// come and go.
-func microlitres(ml float64) int64 { return int64(ml*1000 + 0.5) }
-
-// insert adds b, whose id is higher than any stored. The caller holds mu.
-func (s *store) insert(b *beer) {
-	s.pours.add(b)
-	t := s.taps[b.tap]
-	if t == nil {
-		t = &tapPours{}
-		s.taps[b.tap] = t
-	}
-	t.add(b)
-	t.microlitres += microlitres(b.volume)
-	s.microlitres += microlitres(b.volume)
-	s.seq++
-}
-
-// delete removes b, a stored pour. The caller holds mu.
-func (s *store) delete(b *beer) {
-	s.pours.remove(b)
-	t := s.taps[b.tap]
-	t.remove(b)
-	t.microlitres -= microlitres(b.volume)
-	s.microlitres -= microlitres(b.volume)
-	if len(t.all) == 0 {
-		delete(s.taps, b.tap)
-	}
-	s.seq++
-}
-
-// deleteAll removes bs, stored pours, with one pass over each index where
-// a delete at a time moves the rest of each index up: replay's way to
-// apply the deletes of a long journal. The caller holds mu.
-func (s *store) deleteAll(bs []*beer) {
-	if len(bs) == 0 {
-		return
-	}
-	gone := make(map[*beer]bool, len(bs))
-	touched := make(map[int64]*tapPours)
-	for _, b := range bs {
-		gone[b] = true
-		t := s.taps[b.tap]
-		touched[b.tap] = t
-		t.microlitres -= microlitres(b.volume)
-		s.microlitres -= microlitres(b.volume)
-	}
-	isGone := func(b *beer) bool { return gone[b] }
-	s.pours.deleteFunc(isGone)
-	for tap, t := range touched {
-		if t.deleteFunc(isGone); len(t.all) == 0 {
-			delete(s.taps, tap)
-		}
-	}
-	s.seq += uint64(len(bs))
-}
-
-// get returns the pour with the given id.
-func (s *store) get(id int64) (*beer, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.lookup(id)
-}
-
-// lookup is get for a caller that holds mu or is the journal's writer.
-func (s *store) lookup(id int64) (*beer, bool) {
-	i, ok := findByID(s.pours.all, id)
-	if !ok {
-		return nil, false
-	}
-	return s.pours.all[i], true
 }
 
 // A filter selects pours; its zero value selects every pour.
@@ -159,23 +53,184 @@ type filter struct {
 	glass *glass // only pours of this glass, or any when nil
 }
 
-// page returns the pours matching f, oldest first, from offset on, at most
-// limit of them, and how many pours match in all.
-func (s *store) page(f filter, offset, limit int) ([]*beer, int) {
+// get returns the stored pour with the given id.
+func (s *store) get(id int64) (pour, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	x := &s.pours
+	i, ok := s.find(id)
+	if !ok {
+		return pour{}, false
+	}
+	return s.pours[i], true
+}
+
+// page returns the pours matching f, oldest first, from offset on, at
+// most limit of them, and how many pours match in all.
+func (s *store) page(f filter, offset, limit int) ([]pour, int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	x := &s.stored
 	if f.tap != 0 {
 		t := s.taps[f.tap]
 		if t == nil {
-			return nil, 0
+			return []pour{}, 0
 		}
 		x = &t.index
 	}
-	list := x.pick(f.glass)
-	if offset >= len(list) {
-		return nil, len(list)
+	list := x.all
+	if f.glass != nil {
+		list = x.byGlass[*f.glass]
 	}
-	end := min(offset+limit, len(list))
-	return slices.Clone(list[offset:end]), len(list)
+	from := min(offset, len(list))
+	to := min(from+limit, len(list))
+	page := make([]pour, 0, to-from)
+	for _, i := range list[from:to] {
+		page = append(page, s.pours[i])
+	}
+	return page, len(list)
+}
+
+// find returns the position of the stored pour with the given id. The
+// caller holds mu or is the journal's writer.
+func (s *store) find(id int64) (int32, bool) {
+	i, ok := slices.BinarySearchFunc(s.pours, id, func(p pour, id int64) int { return cmp.Compare(p.ID, id) })
+	if !ok {
+		return 0, false
+	}
+	_, stored := slices.BinarySearch(s.stored.all, int32(i))
+	return int32(i), stored
+}
+
+// byPourID returns the pour, stored or deleted, that tap sent under
+// pourID. The caller holds mu or is the journal's writer.
+func (s *store) byPourID(tap int64, pourID string) (pour, bool) {
+	if t := s.taps[tap]; t != nil {
+		if i, ok := t.pourIDs[pourID]; ok {
+			return s.pours[i], true
+		}
+	}
+	return pour{}, false
+}
+
+// add stores p, whose id is higher than any before. The caller holds mu.
+func (s *store) add(p pour) {
+	s.pours = append(s.pours, p)
+	i := int32(len(s.pours) - 1)
+	s.keepPourID(i)
+	s.index(i)
+}
+
+// keepPourID remembers the pourId of the pour at position i, if it has one.
+func (s *store) keepPourID(i int32) {
+	if p := s.pours[i]; p.PourID != "" {
+		s.tap(p.Tap).pourIDs[p.PourID] = i
+	}
+}
+
+// index puts the pour at position i into the indexes.
+func (s *store) index(i int32) {
+	p := s.pours[i]
+	t := s.tap(p.Tap)
+	for _, x := range []*index{&s.stored, &t.index} {
+		x.all = append(x.all, i)
+		x.byGlass[p.Glass] = append(x.byGlass[p.Glass], i)
+	}
+	t.microlitres += microlitres(p.Volume)
+	s.microlitres += microlitres(p.Volume)
+}
+
+// tap returns what the store knows of a tap, adding the tap if need be.
+func (s *store) tap(id int64) *tapPours {
+	t := s.taps[id]
+	if t == nil {
+		t = &tapPours{pourIDs: make(map[string]int32)}
+		s.taps[id] = t
+	}
+	return t
+}
+
+// remove deletes the stored pour with the given id. The caller holds mu.
+func (s *store) remove(id int64) {
+	i, ok := s.find(id)
+	if !ok {
+		return
+	}
+	p := s.pours[i]
+	t := s.taps[p.Tap]
+	for _, x := range []*index{&s.stored, &t.index} {
+		x.all = deletePosition(x.all, i)
+		x.byGlass[p.Glass] = deletePosition(x.byGlass[p.Glass], i)
+	}
+	t.microlitres -= microlitres(p.Volume)
+	s.microlitres -= microlitres(p.Volume)
+	if p.PourID != "" {
+		s.graves++
+	}
+}
+
+func deletePosition(list []int32, i int32) []int32 {
+	if k, ok := slices.BinarySearch(list, i); ok {
+		return slices.Delete(list, k, k+1)
+	}
+	return list
+}
+
+// load fills an empty store with the pours that replay read, in id
+// order; deleted says which of them are deleted. Building the indexes in
+// one pass makes the deletes of a long journal cheap.
+func (s *store) load(pours []pour, deleted []bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pours = pours
+	for i, p := range pours {
+		s.keepPourID(int32(i))
+		switch {
+		case !deleted[i]:
+			s.index(int32(i))
+		case p.PourID != "":
+			s.graves++
+		}
+	}
+}
+
+// microlitres converts a volume, so that sums stay exact however many
+// pours come and go.
+func microlitres(ml float64) int64 { return int64(math.Round(ml * 1000)) }
+
+// A report is the metrics that GET /api/report answers and the hub pushes
+// to every subscriber.
+type report struct {
+	Total  int                 `json:"total"`  // pours stored now
+	Volume float64             `json:"volume"` // their millilitres
+	Taps   map[int64]tapReport `json:"taps"`   // by tap id; taps with no stored pour are left out
+	Types  map[glass]int       `json:"types"`  // pours per glass; every glass is there
+}
+
+type tapReport struct {
+	Beers  int     `json:"beers"`
+	Volume float64 `json:"volume"`
+	Share  float64 `json:"share"` // percent of all stored pours, to two decimals
+}
+
+// report returns the metrics of the pours stored now.
+func (s *store) report() report {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.reportLocked()
+}
+
+// reportLocked is report for a caller that holds mu.
+func (s *store) reportLocked() report {
+	r := report{Total: len(s.stored.all), Volume: float64(s.microlitres) / 1000,
+		Taps: make(map[int64]tapReport), Types: make(map[glass]int, glassCount)}
+	for g := range glassCount {
+		r.Types[g] = len(s.stored.byGlass[g])
+	}
+	for id, t := range s.taps {
+		if n := len(t.all); n > 0 {
+			share := math.Round(float64(n)*10000/float64(r.Total)) / 100
+			r.Taps[id] = tapReport{Beers: n, Volume: float64(t.microlitres) / 1000, Share: share}
+		}
+	}
+	return r
 }
