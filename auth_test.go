@@ -215,3 +215,42 @@ func TestBadTokenSettingsStopStartUp(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedWritesChangeNothing makes every kind of refused write and
+// checks that none stored, deleted or broadcast anything.
+func TestRefusedWritesChangeNothing(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, protected...)
+	admin := []string{"Authorization", "Bearer " + adminToken}
+	tap1 := []string{"Authorization", "Bearer " + tap1Token}
+	victim := do(t, "POST", ts.url+"/api/beers", `{"tapId":2,"volume":500}`, admin...)
+	sub := ts.subscribe(t, admin...)
+	for _, tt := range []struct {
+		name, method, path, body string
+		header                   []string
+		status                   int
+	}{
+		{"pour without a token", "POST", "/api/beers", `{"tapId":1,"volume":500}`, nil, 401},
+		{"pour with an unknown token", "POST", "/api/beers", `{"tapId":1,"volume":500}`, []string{"Authorization", "Bearer nope"}, 401},
+		{"pour for another tap", "POST", "/api/beers", `{"tapId":2,"volume":500}`, tap1, 403},
+		{"pour from another origin", "POST", "/api/beers", `{"tapId":1,"volume":500}`, append([]string{"Origin", "https://evil.example"}, tap1...), 403},
+		{"a bad body", "POST", "/api/beers", `{"tapId":1}`, tap1, 400},
+		{"a volume with no glass", "POST", "/api/beers", `{"tapId":1,"volume":5}`, tap1, 422},
+		{"delete without a token", "DELETE", "/api/beers/1", "", nil, 401},
+		{"delete by a tap", "DELETE", "/api/beers/1", "", tap1, 403},
+		{"delete of nothing", "DELETE", "/api/beers/99", "", admin, 404},
+	} {
+		if r := do(t, tt.method, ts.url+tt.path, tt.body, tt.header...); r.status != tt.status {
+			t.Errorf("%s = %d %s; want %d", tt.name, r.status, r.body, tt.status)
+		}
+	}
+	var first beerBody
+	decode(t, victim, &first)
+	if l := ts.list(t, ""); l.Total != 1 || l.Beers[0] != first.Beer {
+		t.Errorf("after refused writes the server holds %+v; want only the first pour", l.Beers)
+	}
+	b := do(t, "POST", ts.url+"/api/beers", `{"tapId":1,"volume":400}`, tap1...)
+	var stored beerBody
+	decode(t, b, &stored)
+	sub.nextPour(stored.Beer) // the first event since the refusals
+}

@@ -53,8 +53,12 @@ func TestCreateBeer(t *testing.T) {
 			if d := time.Since(stamp); d < 0 || d > time.Minute {
 				t.Errorf("timestamp %s is %v from now; want the time of the request", got.Timestamp, d)
 			}
-			if again := do(t, "GET", ts.url+r.header.Get("Location"), ""); string(again.body) != string(r.body) {
+			again := do(t, "GET", ts.url+r.header.Get("Location"), "")
+			if string(again.body) != string(r.body) {
 				t.Errorf("GET Location = %s; want %s", again.body, r.body)
+			}
+			if tt.pourID == "" && strings.Contains(string(r.body), "pourId") {
+				t.Errorf("body %s names a pourId; want none when none was sent", r.body)
 			}
 		})
 	}

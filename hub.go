@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"log/slog"
-	"runtime"
+	"net"
+	"net/http"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -16,266 +21,329 @@ import (
 // it; with what the kernel holds for it (sendBuffer here, about as much at
 // the peer) that is at most a few thousand events it has not taken.
 const (
-	maxQueue    = 1024             // events that may wait for one subscriber
-	sendBuffer  = 32 << 10         // SO_SNDBUF of a subscriber's socket, in bytes
-	writeWait   = 10 * time.Second // the longest one write of waiting events may take
-	pingPeriod  = 30 * time.Second // how often a subscriber is pinged to find dead peers
-	pongWait    = 10 * time.Second // how long a ping waits for its pong
-	readLimit   = 512              // the largest message a subscriber may send; it sends none
-	readBuffer  = 512              // bytes buffered from a subscriber, which sends only control frames
-	writeBuffer = 1024             // bytes buffered to a subscriber: a pour message is a few hundred
-	directMax   = sendBuffer / 4   // the largest message the hub writes to a socket itself
-	directAhead = 2 << 10          // for that, the most bytes its peer may not have acknowledged yet
-	minPart     = 256              // the fewest subscribers worth a goroutine of the fan-out
+	maxQueue   = 1024             // events that may wait for one subscriber
+	sendBuffer = 32 << 10         // SO_SNDBUF of a subscriber's socket, in bytes
+	writeWait  = 10 * time.Second // the longest one write to a subscriber may take
+	pongWait   = 10 * time.Second // the longest a ping waits for its pong
+	readLimit  = 512              // the largest message a subscriber may send; it sends none
 )
 
-// A hub fans events out to subscribers. One goroutine owns the set of
-// subscribers; publishing never blocks on a subscriber, and each message is
-// encoded once and shared by every subscriber's queue.
+// An event is one message of a subscriber's stream.
+type event struct {
+	Event  string  `json:"event"` // pour, deleted or report
+	Pour   *pour   `json:"beer,omitempty"`
+	ID     int64   `json:"id,omitempty"`
+	Report *report `json:"report,omitempty"`
+}
+
+// A hub fans events out to subscribers, in the shape of coder/websocket's
+// chat example: publishing never blocks, each subscriber has a bounded
+// queue and a goroutine that writes it, and a subscriber whose queue is
+// full is closed with 1008.
 //
-// The hub writes an message to a subscriber's socket itself when nothing
-// waits for that subscriber and its peer has acknowledged nearly everything
-// sent so far: the write then only copies the message into the kernel's
-// buffer and does not block. Otherwise the message joins the subscriber's
-// queue, which the subscriber's own writer goroutine empties, so a slow
-// peer delays nobody else. Waking a goroutine costs more than the write it
-// would do. With many subscribers, each core writes to a share of them.
-//
-// Every subscriber's stream is consistent: a report counts exactly the
-// changes whose events came before it in that stream. Changes are numbered
-// in the order they were applied to the store (seq); a new subscriber's
-// first report is taken at some seq and the events up to it are not sent
-// to it, and a periodic report waits until the events it counts are sent.
+// Every subscriber gets every event, in the order of the store's changes,
+// and its stream is consistent: a report counts exactly the changes whose
+// events came before it in that stream. The store's lock makes it so:
+// the journal publishes the events of the changes it applies while it
+// holds the lock, and the hub takes reports under it.
 type hub struct {
-	report      func() message // encodes a report of the store as it is now, with its seq
-	interval    time.Duration  // how often every subscriber gets a report; 0 never
-	maxQueue    int            // events that may wait for one subscriber; maxQueue by default
-	log         *slog.Logger   // where connects, disconnects and drops are logged
-	conns       sync.WaitGroup // connections being served
-	subscribers atomic.Int64   // how many, for /debug/stats
-	pos         uint64         // the seq of the last change sent; set before run, then run's
+	store    *store        // the pours that reports count
+	interval time.Duration // REPORT_INTERVAL: how often every subscriber gets a report; 0 never
+	ping     time.Duration // PING_INTERVAL: how often each subscriber is pinged, to find dead peers
+	log      *slog.Logger  // connects, disconnects and drops
 
-	// The hub's own writes do not block, by the check before each; should
-	// one block all the same, the watchdog closes its connection.
-	watchdog *watchdog
-	targets  []*subscriber // the subscribers of the message being sent; run's
+	conns sync.WaitGroup // subscribers being served
 
-	joins  chan *subscriber
-	leaves chan *subscriber
-	events chan message
-	done   chan struct{} // closed when run has returned
+	mu          sync.Mutex               // guards subscribers and closed
+	subscribers map[*subscriber]struct{} //
+	closed      bool                     // the server is shutting down: no one may join
 }
 
-// A message is one encoded message, and the seq of the change it tells of
-// or, for a report, of the last change it counts.
-type message struct {
-	msg []byte
-	seq uint64
+func newHub(s *store, interval, ping time.Duration, log *slog.Logger) *hub {
+	return &hub{store: s, interval: interval, ping: ping, log: log, subscribers: make(map[*subscriber]struct{})}
 }
 
-func newHub(report func() message, interval time.Duration, log *slog.Logger) *hub {
-	return &hub{
-		report:   report,
-		interval: interval,
-		maxQueue: maxQueue,
-		log:      log,
-		joins:    make(chan *subscriber),
-		leaves:   make(chan *subscriber),
-		events:   make(chan message, maxBatch),
-		done:     make(chan struct{}),
-		watchdog: newWatchdog(runtime.GOMAXPROCS(0), writeWait),
-	}
+// A subscriber is one WebSocket connection and the events waiting for it.
+type subscriber struct {
+	conn   *websocket.Conn // for pings and the close handshake
+	raw    net.Conn        // the connection under conn, which events are written to
+	remote string          // the peer's address, for logs
+	wake   chan struct{}   // signalled when the queue or closing changes
+
+	mu      sync.Mutex
+	queue   [][]byte              // frames waiting, at most maxQueue
+	closing *websocket.CloseError // set when the hub drops the subscriber
 }
 
-// run delivers events until ctx ends, then tells every subscriber that the
-// server is going away.
+// run sends every subscriber a report each interval until ctx ends.
 func (h *hub) run(ctx context.Context) {
-	defer close(h.done)
-	subs := make(map[*subscriber]struct{})
-	var pending *message // a periodic report waiting for the events it counts
-	var tick <-chan time.Time
-	if h.interval > 0 {
-		t := time.NewTicker(h.interval)
-		defer t.Stop()
-		tick = t.C
+	if h.interval == 0 {
+		return
 	}
+	t := time.NewTicker(h.interval)
+	defer t.Stop()
 	for {
 		select {
-		case s := <-h.joins:
-			subs[s] = struct{}{}
-			r := h.report()
-			s.since = r.seq
-			h.send(subs, s, r.msg)
-		case s := <-h.leaves:
-			delete(subs, s)
-		case e := <-h.events:
-			h.sendAll(subs, e, false)
-			h.pos = e.seq
-			if pending != nil && pending.seq <= h.pos {
-				h.sendAll(subs, *pending, true)
-				pending = nil
-			}
-		case <-tick:
-			if len(subs) == 0 {
-				break
-			}
-			if r := h.report(); r.seq <= h.pos {
-				h.sendAll(subs, r, true)
-			} else {
-				pending = &r
-			}
+		case <-t.C:
+			h.store.mu.RLock()
+			r := h.store.reportLocked()
+			h.publish(event{Event: "report", Report: &r})
+			h.store.mu.RUnlock()
 		case <-ctx.Done():
-			for s := range subs {
-				s.drop(websocket.StatusGoingAway, "the server is shutting down")
-			}
 			return
 		}
 	}
 }
 
-// sendAll sends the message of a change to every subscriber whose first
-// report did not count it; and a report to every subscriber whose first
-// report is not newer.
-func (h *hub) sendAll(subs map[*subscriber]struct{}, e message, isReport bool) {
-	to := h.targets[:0]
-	for s := range subs {
-		if e.seq > s.since || isReport && e.seq == s.since {
-			to = append(to, s)
-		}
+// close closes every subscriber with 1001, and waits up to wait for them
+// to go; false if some did not.
+func (h *hub) close(wait time.Duration) bool {
+	h.mu.Lock()
+	h.closed = true
+	for s := range h.subscribers {
+		h.drop(s, websocket.StatusGoingAway, "the server is shutting down")
 	}
-	h.targets = to
-	h.fanOut(to, e.msg)
-	for _, s := range to {
-		if s.tooSlow {
-			h.cut(subs, s)
-		}
-	}
-	clear(to)
-}
-
-// fanOut gives msg to every subscriber in to, shared among up to one
-// goroutine a core, and returns when each has it.
-func (h *hub) fanOut(to []*subscriber, msg []byte) {
-	parts := min(len(h.watchdog.shares), 1+len(to)/minPart)
-	share := func(i int) []*subscriber { return to[i*len(to)/parts : (i+1)*len(to)/parts] }
-	h.watchdog.start()
-	defer h.watchdog.stop()
-	var wg sync.WaitGroup
-	for i := 1; i < parts; i++ {
-		wg.Go(func() { h.deliver(i, share(i), msg) })
-	}
-	h.deliver(0, share(0), msg)
-	wg.Wait()
-}
-
-// deliver gives msg to each of share's subscribers, marking those too slow
-// to take it; it runs on the goroutine of the share.
-func (h *hub) deliver(share int, subs []*subscriber, msg []byte) {
-	for _, s := range subs {
-		if !h.writeNow(share, s, msg) && !s.push(msg, h.maxQueue) {
-			s.tooSlow = true
-		}
-	}
-}
-
-// writeNow writes msg to s's socket at once, if nothing waits for s and
-// its peer has acknowledged nearly everything sent to it: then the write
-// does not block. It reports whether it took msg.
-func (h *hub) writeNow(share int, s *subscriber, msg []byte) bool {
-	if s.raw == nil || len(msg) > directMax || !s.idle() {
-		return false
-	}
-	if n, ok := unsent(s.raw); !ok || n > directAhead {
-		return false
-	}
-	w := &h.watchdog.shares[share]
-	w.begin(s.conn)
-	err := s.conn.Write(context.Background(), websocket.MessageText, msg)
-	w.end()
-	if err != nil {
-		s.fail(err)
-	}
-	return true
-}
-
-// send queues msg for s, or drops s if too many events wait for it already.
-func (h *hub) send(subs map[*subscriber]struct{}, s *subscriber, msg []byte) {
-	if !s.push(msg, h.maxQueue) {
-		h.cut(subs, s)
-	}
-}
-
-// cut drops s, which has too many events waiting.
-func (h *hub) cut(subs map[*subscriber]struct{}, s *subscriber) {
-	delete(subs, s)
-	s.drop(websocket.StatusPolicyViolation, fmt.Sprintf("too slow: %d events were waiting", h.maxQueue))
-	h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", h.maxQueue)
-}
-
-// publish sends an message to every subscriber, in the order of the calls,
-// which is the order of seq. It returns at once unless the hub is behind by
-// maxBatch events.
-func (h *hub) publish(e message) {
+	h.mu.Unlock()
+	gone := make(chan struct{})
+	go func() { h.conns.Wait(); close(gone) }()
 	select {
-	case h.events <- e:
-	case <-h.done:
+	case <-gone:
+		return true
+	case <-time.After(wait):
+		return false
 	}
 }
 
-// A watchdog closes the connection of a fan-out write that has not
-// finished after writeWait. Every writeWait while a fan-out runs, it looks
-// at what each share's goroutine is writing, and closes the connection of
-// a write that was already under way when it last looked.
-type watchdog struct {
-	shares []watchedShare
-	period time.Duration // writeWait but in tests
-	timer  *time.Timer
-	active atomic.Bool // a fan-out is running
-	mu     sync.Mutex  // held by look
-}
-
-type watchedShare struct {
-	conn   atomic.Pointer[websocket.Conn] // the connection being written to, or nil
-	writes atomic.Uint64                  // writes begun, to tell one write from the next
-	seen   uint64                         // writes when the watchdog last looked; the timer's
-}
-
-func newWatchdog(shares int, period time.Duration) *watchdog {
-	w := &watchdog{shares: make([]watchedShare, shares), period: period}
-	w.timer = time.AfterFunc(period, w.look)
-	w.timer.Stop()
-	return w
-}
-
-func (w *watchdog) start() {
-	w.active.Store(true)
-	w.timer.Reset(w.period)
-}
-
-func (w *watchdog) stop() {
-	w.active.Store(false)
-	w.timer.Stop()
-}
-
-func (w *watchdog) look() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for i := range w.shares {
-		sh := &w.shares[i]
-		n := sh.writes.Load()
-		if c := sh.conn.Load(); c != nil && n == sh.seen {
-			c.CloseNow()
+// publish sends e to every subscriber. The caller holds the store's lock.
+func (h *hub) publish(e event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.subscribers) == 0 {
+		return
+	}
+	f := frame(e)
+	for s := range h.subscribers {
+		if !s.push(f) {
+			h.drop(s, websocket.StatusPolicyViolation, fmt.Sprintf("too slow: %d events were waiting", maxQueue))
+			h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", maxQueue)
 		}
-		sh.seen = n
-	}
-	if w.active.Load() {
-		w.timer.Reset(w.period)
 	}
 }
 
-func (sh *watchedShare) begin(c *websocket.Conn) {
-	sh.writes.Add(1)
-	sh.conn.Store(c)
+// count returns how many subscribers are connected.
+func (h *hub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subscribers)
 }
 
-func (sh *watchedShare) end() { sh.conn.Store(nil) }
+// join adds s, whose first event is a report of the store as it is now,
+// and serves it on a goroutine of its own.
+func (h *hub) join(s *subscriber) {
+	h.conns.Add(1)
+	h.store.mu.RLock()
+	r := h.store.reportLocked()
+	h.mu.Lock()
+	if h.closed {
+		s.closing = &websocket.CloseError{Code: websocket.StatusGoingAway, Reason: "the server is shutting down"}
+	} else {
+		h.subscribers[s] = struct{}{}
+	}
+	s.push(frame(event{Event: "report", Report: &r}))
+	h.mu.Unlock()
+	h.store.mu.RUnlock()
+	h.log.Info("subscriber connected", "remote", s.remote)
+	go func() {
+		defer h.conns.Done()
+		err := s.serve(h.ping)
+		h.mu.Lock()
+		delete(h.subscribers, s)
+		h.mu.Unlock()
+		h.log.Info("subscriber disconnected", "remote", s.remote, "reason", err)
+	}()
+}
+
+// drop tells s to close with code once it has written what waits. The
+// caller holds h.mu.
+func (h *hub) drop(s *subscriber, code websocket.StatusCode, reason string) {
+	delete(h.subscribers, s)
+	s.mu.Lock()
+	s.closing = &websocket.CloseError{Code: code, Reason: reason}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// push queues an event's frame unless maxQueue wait already.
+func (s *subscriber) push(f []byte) bool {
+	s.mu.Lock()
+	ok := len(s.queue) < maxQueue
+	if ok {
+		s.queue = append(s.queue, f)
+	}
+	s.mu.Unlock()
+	s.signal()
+	return ok
+}
+
+func (s *subscriber) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the frames waiting, and how the hub wants s closed, if it does.
+func (s *subscriber) take() ([][]byte, *websocket.CloseError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	frames := s.queue
+	s.queue = nil
+	return frames, s.closing
+}
+
+// serve writes events to the subscriber until the peer leaves, a write
+// fails or the hub drops it. c.CloseRead runs the only other goroutine of
+// the connection, which answers pings and notices the peer's close.
+func (s *subscriber) serve(pingEvery time.Duration) error {
+	defer s.conn.CloseNow()
+	ctx := s.conn.CloseRead(context.Background())
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	for {
+		select {
+		case <-s.wake:
+			frames, closing := s.take()
+			if err := s.write(frames); err != nil {
+				return err
+			}
+			if closing != nil {
+				s.conn.Close(closing.Code, closing.Reason)
+				return closing
+			}
+		case <-ping.C:
+			pctx, cancel := context.WithTimeout(ctx, min(pongWait, pingEvery))
+			err := s.conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("no answer to a ping: %w", err)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("the peer left: %w", context.Cause(ctx))
+		}
+	}
+}
+
+// The fast path. An event is encoded once, as a whole WebSocket frame,
+// and the same bytes are queued for every subscriber; a subscriber's
+// goroutine writes everything that waits for it in one call, straight to
+// the connection. Frames never interleave with the library's own control
+// frames (pings, pongs, closes), as each of those is one write of its own
+// and the connection writes each write whole. BENCHMARKS.md shows what
+// this buys over one conn.Write per event.
+
+// frame returns e as an unmasked WebSocket text frame (RFC 6455, 5.2).
+func frame(e event) []byte {
+	msg, _ := json.Marshal(e) // numbers and checked strings only
+	var f []byte
+	switch n := len(msg); {
+	case n < 126:
+		f = append(make([]byte, 0, 2+n), 0x81, byte(n))
+	case n < 1<<16:
+		f = binary.BigEndian.AppendUint16(append(make([]byte, 0, 4+n), 0x81, 126), uint16(n))
+	default:
+		f = binary.BigEndian.AppendUint64(append(make([]byte, 0, 10+n), 0x81, 127), uint64(n))
+	}
+	return append(f, msg...)
+}
+
+// write writes frames to the connection in one call, or closes it if that
+// takes longer than writeWait.
+func (s *subscriber) write(frames [][]byte) error {
+	if len(frames) == 0 {
+		return nil
+	}
+	s.raw.SetWriteDeadline(time.Now().Add(writeWait))
+	defer s.raw.SetWriteDeadline(time.Time{})
+	bufs := net.Buffers(frames)
+	_, err := bufs.WriteTo(s.raw)
+	return err
+}
+
+// hijacker keeps the connection that websocket.Accept takes over, for the
+// hub to write frames to.
+type hijacker struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	h.conn = c
+	return c, rw, err
+}
+
+// handleSubscribe upgrades a request to a WebSocket that receives every
+// event. It answers a request that is not a WebSocket handshake with a JSON
+// error, as every endpoint does.
+func handleSubscribe(h *hub, a *auth) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, err := a.caller(w, r, true)
+		if err == nil {
+			err = checkHandshake(w, r)
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		hj := &hijacker{ResponseWriter: w}
+		c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
+			InsecureSkipVerify: true, // checkOrigin has run, and answers in JSON
+		})
+		if err != nil {
+			h.log.Warn("WebSocket handshake failed", "remote", r.RemoteAddr, "err", err)
+			return
+		}
+		c.SetReadLimit(readLimit)
+		// A peer that stops reading must fill its queue soon, rather than
+		// the megabytes a loopback socket would buffer for it.
+		if tc, ok := hj.conn.(*net.TCPConn); ok {
+			tc.SetWriteBuffer(sendBuffer)
+		}
+		h.join(&subscriber{conn: c, raw: hj.conn, remote: r.RemoteAddr, wake: make(chan struct{}, 1)})
+	}
+}
+
+// checkHandshake checks what websocket.Accept checks, so that the caller
+// gets a JSON error that says what to change.
+func checkHandshake(w http.ResponseWriter, r *http.Request) error {
+	if !headerHas(r.Header, "Connection", "upgrade") || !headerHas(r.Header, "Upgrade", "websocket") || !r.ProtoAtLeast(1, 1) {
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Connection", "Upgrade")
+		return errorf(http.StatusUpgradeRequired,
+			"%s is a WebSocket endpoint: connect with a WebSocket client, for example websocat ws://HOST/sockets/beers", r.URL.Path)
+	}
+	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		return errorf(http.StatusBadRequest, "Sec-WebSocket-Version must be 13, not %q", v)
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return errorf(http.StatusBadRequest, "send exactly one Sec-WebSocket-Key header, not %d", len(keys))
+	}
+	if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(k) != 16 {
+		return errorf(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64, not %q", keys[0])
+	}
+	return nil
+}
+
+// headerHas reports whether a comma-separated header lists token, ignoring case.
+func headerHas(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -311,16 +311,6 @@ func TestAFailedWriteRefusesChanges(t *testing.T) {
 	}
 }
 
-func TestAnUnwritableDataFileStopsStartUp(t *testing.T) {
-	t.Parallel()
-	notDir := filepath.Join(t.TempDir(), "file")
-	os.WriteFile(notDir, nil, 0o644)
-	err := startupError(t, "DATA_FILE="+filepath.Join(notDir, "beers.jsonl"))
-	if !strings.Contains(err.Error(), "DATA_FILE=") {
-		t.Errorf("start-up error %v; want one naming DATA_FILE", err)
-	}
-}
-
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)

@@ -7,7 +7,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -61,16 +60,18 @@ const shutdownWait = 10 * time.Second
 type config struct {
 	host           string        // HOST: the interface to listen on; all by default
 	port           int           // PORT: 8338 by default
-	reportInterval time.Duration // REPORT_INTERVAL: 10s by default; 0 sends no periodic report
-	logFormat      string        // LOG_FORMAT: text (default) or json
 	dataFile       string        // DATA_FILE: beers.jsonl by default; :memory: keeps nothing
+	reportInterval time.Duration // REPORT_INTERVAL: 10s by default; 0 sends no periodic report
+	pingInterval   time.Duration // PING_INTERVAL: 30s by default
+	logFormat      string        // LOG_FORMAT: text (default) or json
 	allowedOrigins []string      // ALLOWED_ORIGINS: other web origins that may subscribe and write
 	auth           *auth         // ADMIN_TOKEN, TAP_TOKENS, TAP_TOKENS_FILE: off by default
 }
 
+// loadConfig reads the settings; the error names every bad one.
 func loadConfig(getenv func(string) string) (config, error) {
-	cfg := config{host: getenv("HOST"), port: 8338, reportInterval: 10 * time.Second,
-		logFormat: "text", dataFile: "beers.jsonl"}
+	cfg := config{host: getenv("HOST"), port: 8338, dataFile: cmp.Or(getenv("DATA_FILE"), "beers.jsonl"),
+		reportInterval: 10 * time.Second, pingInterval: 30 * time.Second, logFormat: "text"}
 	var errs []error
 	if v := getenv("PORT"); v != "" {
 		p, err := strconv.Atoi(v)
@@ -86,14 +87,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		cfg.reportInterval = d
 	}
+	if v := getenv("PING_INTERVAL"); v != "" {
+		d, err := parseInterval(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("PING_INTERVAL=%q: use a duration like 30s or 5s", v))
+		}
+		cfg.pingInterval = d
+	}
 	if v := getenv("LOG_FORMAT"); v != "" {
 		if v != "text" && v != "json" {
 			errs = append(errs, fmt.Errorf("LOG_FORMAT=%q: use text or json", v))
 		}
 		cfg.logFormat = v
-	}
-	if v := getenv("DATA_FILE"); v != "" {
-		cfg.dataFile = v
 	}
 	for _, p := range strings.Split(getenv("ALLOWED_ORIGINS"), ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -123,14 +128,6 @@ func parseInterval(v string) (time.Duration, error) {
 	return d, err
 }
 
-// newLogger logs in format, text or json, to w.
-func newLogger(format string, w io.Writer) *slog.Logger {
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
-	}
-	return slog.New(slog.NewTextHandler(w, nil))
-}
-
 // run is the whole server: it serves until ctx ends, then shuts down
 // gracefully. Tests run it in-process with their own getenv.
 func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
@@ -138,22 +135,21 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.logFormat, stderr)
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if cfg.logFormat == "json" {
+		log = slog.New(slog.NewJSONHandler(stderr, nil))
+	}
 	cfg.auth.logMode(log)
 	s := newStore()
-	h := newHub(reportEvent(s), cfg.reportInterval, log)
-	j, err := openJournal(cfg.dataFile, s, hubGlue(s, h), log)
+	h := newHub(s, cfg.reportInterval, cfg.pingInterval, log)
+	j, err := openJournal(cfg.dataFile, s, h.publish, log)
 	if err != nil {
 		return err
 	}
 	defer j.close()
-	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopHub()
-	go h.run(hubCtx)
-
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port)))
 	if err != nil {
-		return err
+		return fmt.Errorf("PORT=%d: %w", cfg.port, err)
 	}
 	srv := &http.Server{
 		Handler:           newHandler(log, cfg, s, j, h),
@@ -162,9 +158,11 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
-		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	reports, stopReports := context.WithCancel(ctx)
+	defer stopReports()
+	go h.run(reports)
 	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.dataFile, "pours", len(s.stored.all))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -174,7 +172,7 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	shutdown(ctx, log, srv, h, stopHub)
+	shutdown(ctx, log, srv, h)
 	j.close()
 	log.Info("stopped")
 	return nil
@@ -182,20 +180,14 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 
 // shutdown lets in-flight requests finish, then closes every subscriber
 // with 1001. The journal is closed after it by run.
-func shutdown(ctx context.Context, log *slog.Logger, srv *http.Server, h *hub, stopHub func()) {
+func shutdown(ctx context.Context, log *slog.Logger, srv *http.Server, h *hub) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("requests still running after the shutdown wait; closing them", "err", err)
 		srv.Close()
 	}
-	stopHub()
-	<-h.done
-	closed := make(chan struct{})
-	go func() { h.conns.Wait(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(shutdownWait):
+	if !h.close(shutdownWait) {
 		log.Warn("subscribers still open after the shutdown wait")
 	}
 }
@@ -210,7 +202,7 @@ func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http
 	mux.Handle("GET /api/report", handleReport(s))
 	mux.Handle("GET /healthz", handleHealth(j))
 	mux.Handle("GET /debug/stats", handleStats(s, h))
-	mux.Handle("GET /sockets/beers", handleSubscribe(h, cfg.auth, log))
+	mux.Handle("GET /sockets/beers", handleSubscribe(h, cfg.auth))
 	mux.Handle("GET /{$}", serveAsset("index.html"))
 	mux.Handle("GET /app.js", serveAsset("app.js"))
 	mux.Handle("GET /app.css", serveAsset("app.css"))
@@ -227,34 +219,5 @@ func handleHealth(j *journal) http.HandlerFunc {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	}
-}
-
-// An event is one message of a subscriber's stream.
-type event struct {
-	Event  string  `json:"event"`
-	Pour   *pour   `json:"beer,omitempty"`
-	ID     int64   `json:"id,omitempty"`
-	Report *report `json:"report,omitempty"`
-}
-
-// hubGlue numbers the events that the journal publishes under the
-// store's lock, for the hub's consistent streams.
-func hubGlue(s *store, h *hub) func(event) {
-	return func(e event) {
-		s.seq++
-		msg, _ := json.Marshal(e)
-		h.publish(message{msg, s.seq})
-	}
-}
-
-// reportEvent returns a function that encodes a report event of s.
-func reportEvent(s *store) func() message {
-	return func() message {
-		s.mu.RLock()
-		r, seq := s.reportLocked(), s.seq
-		s.mu.RUnlock()
-		body, _ := json.Marshal(event{Event: "report", Report: &r})
-		return message{body, seq}
 	}
 }

@@ -7,9 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -369,25 +374,114 @@ func TestHealthcheckCommand(t *testing.T) {
 	}
 }
 
+// statsBody is what GET /debug/stats answers, as a client decodes it.
+type statsBody struct {
+	Goroutines  int64 `json:"goroutines"`
+	Subscribers int64 `json:"subscribers"`
+	Pours       int64 `json:"pours"`
+	HeapBytes   int64 `json:"heapBytes"`
+	StackBytes  int64 `json:"stackBytes"`
+	RSSBytes    int64 `json:"rssBytes"`
+	CPUMicros   int64 `json:"cpuMicros"`
+}
+
+func (ts *testServer) stats(t *testing.T) statsBody {
+	t.Helper()
+	var st statsBody
+	decode(t, do(t, "GET", ts.url+"/debug/stats", ""), &st)
+	return st
+}
+
 func TestStats(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
 	ts.pour(t, 1, 500)
 	ts.subscribe(t)
-	var st struct {
-		Goroutines  int64 `json:"goroutines"`
-		Subscribers int64 `json:"subscribers"`
-		Pours       int64 `json:"pours"`
-		HeapBytes   int64 `json:"heapBytes"`
-		StackBytes  int64 `json:"stackBytes"`
-		RSSBytes    int64 `json:"rssBytes"`
-		CPUMicros   int64 `json:"cpuMicros"`
-	}
+	var st statsBody
 	waitFor(t, 5*time.Second, "the subscriber to count", func() bool {
-		decode(t, do(t, "GET", ts.url+"/debug/stats", ""), &st)
+		st = ts.stats(t)
 		return st.Subscribers == 1
 	})
 	if st.Pours != 1 || st.Goroutines < 3 || st.HeapBytes == 0 || st.StackBytes == 0 || st.CPUMicros <= 0 || st.RSSBytes <= 0 {
 		t.Errorf("stats = %+v; want 1 pour, 1 subscriber and the process's figures", st)
+	}
+}
+
+func TestBadSettingsStopStartUp(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() }) // after the parallel subtests
+	port := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, nil, 0o644)
+	for _, tt := range []struct{ setting, want string }{
+		{"PORT=http", `PORT="http": use a port number`},
+		{"PORT=70000", `PORT="70000"`},
+		{"PORT=" + port, "PORT=" + port + ": listen tcp"},
+		{"REPORT_INTERVAL=often", `REPORT_INTERVAL="often": use a duration`},
+		{"REPORT_INTERVAL=-1s", `REPORT_INTERVAL="-1s"`},
+		{"PING_INTERVAL=0", `PING_INTERVAL="0"`},
+		{"LOG_FORMAT=xml", `LOG_FORMAT="xml": use text or json`},
+		{"ALLOWED_ORIGINS=[bad", `ALLOWED_ORIGINS: "[bad" is not a valid pattern`},
+		{"DATA_FILE=" + filepath.Join(notDir, "beers.jsonl"), "DATA_FILE=" + notDir},
+	} {
+		t.Run(tt.setting, func(t *testing.T) {
+			t.Parallel()
+			if err := startupError(t, tt.setting); !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("start-up error %q; want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestSIGTERM stops the built server while a request is in flight: the
+// request finishes, every subscriber gets 1001, and the server exits 0.
+func TestSIGTERM(t *testing.T) {
+	t.Parallel()
+	ts := startServerProcess(t, buildBinary(t, "."), filepath.Join(t.TempDir(), "beers.jsonl"))
+	sub := ts.subscribe(t)
+	before := ts.stats(t).Goroutines
+	body, send := io.Pipe()
+	answer := make(chan response, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", ts.url+"/api/beers", body)
+		resp, err := new(http.Client).Do(req) // a connection of its own
+		if err != nil {
+			answer <- response{}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answer <- response{resp.StatusCode, resp.Header, b}
+	}()
+	send.Write([]byte(`{"tapId":1,`))
+	waitFor(t, 5*time.Second, "the request to be in flight", func() bool { return ts.stats(t).Goroutines > before })
+	ts.proc.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, 5*time.Second, "the server to begin shutting down", func() bool {
+		return strings.Contains(ts.logs.String(), `"msg":"shutting down"`)
+	})
+	send.Write([]byte(`"volume":500}`))
+	send.Close()
+	r := <-answer
+	if r.status != 201 {
+		t.Fatalf("the request in flight got %d %s; want 201", r.status, r.body)
+	}
+	var b beerBody
+	decode(t, r, &b)
+	sub.nextPour(b.Beer)
+	_, err := sub.read(10 * time.Second)
+	if code := websocket.CloseStatus(err); code != websocket.StatusGoingAway {
+		t.Errorf("the subscriber's stream ended with %v; want close code 1001", err)
+	}
+	select {
+	case <-ts.proc.exited:
+		if ts.proc.err != nil {
+			t.Errorf("the server exited with %v; want 0", ts.proc.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the server did not exit within 20s of SIGTERM")
 	}
 }

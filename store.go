@@ -26,7 +26,6 @@ type store struct {
 	taps        map[int64]*tapPours // every tap that has poured, by id
 	microlitres int64               // the stored pours' volume, kept exact
 	graves      int                 // deleted pours that had a pourId, which compaction keeps
-	seq         uint64              // events published so far
 }
 
 // An index lists positions in store.pours in ascending order: all of
