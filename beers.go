@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -148,30 +149,64 @@ func validPourID(s string) bool {
 
 // objectFields returns the raw values of body's fields. The body must be
 // exactly one JSON object whose fields are among names, matched exactly
-// (encoding/json alone would match them in any case), each at most once.
+// (a struct would match them in any case), each at most once.
 func objectFields(body []byte, names ...string) (map[string]json.RawMessage, error) {
-	if !json.Valid(body) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		return nil, explainInvalid(body)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if t, _ := dec.Token(); t != json.Delim('{') {
-		return nil, errorf(http.StatusBadRequest, "the body must be a JSON object like %s, not %s", examplePour, kindOf(body))
-	}
-	fields := make(map[string]json.RawMessage, len(names))
-	for dec.More() {
-		t, _ := dec.Token()
-		name := t.(string) // json.Valid checked that an object's keys are strings
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
 		if !slices.Contains(names, name) {
 			return nil, errorf(http.StatusBadRequest, "unknown field %q: a pour has only the fields %s", name, strings.Join(names, ", "))
 		}
-		if _, twice := fields[name]; twice {
-			return nil, errorf(http.StatusBadRequest, "field %q appears twice: send it once", name)
-		}
-		var v json.RawMessage
-		dec.Decode(&v)
-		fields[name] = v
+	}
+	if members(body) != len(fields) {
+		return nil, repeatedField(body)
 	}
 	return fields, nil
+}
+
+// members counts the members of body, a valid JSON object.
+func members(body []byte) int {
+	n, depth, inString := 0, 0, false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case inString && c == '\\':
+			i++
+		case inString:
+			inString = c != '"'
+		case c == '"':
+			inString = true
+			if depth == 1 && n == 0 {
+				n = 1 // the first member's name
+			}
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		case c == ',' && depth == 1:
+			n++
+		}
+	}
+	return n
+}
+
+// repeatedField names the field that body, a valid JSON object, has twice.
+func repeatedField(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.Token()
+	seen := make(map[string]bool)
+	for dec.More() {
+		t, _ := dec.Token()
+		name := t.(string)
+		if seen[name] {
+			return errorf(http.StatusBadRequest, "field %q appears twice: send it once", name)
+		}
+		seen[name] = true
+		var v json.RawMessage
+		dec.Decode(&v)
+	}
+	return errorf(http.StatusBadRequest, "a field appears twice: send each once")
 }
 
 // explainInvalid says what is wrong with a body that is not valid JSON.

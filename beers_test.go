@@ -460,10 +460,14 @@ func FuzzParsePour(f *testing.F) {
 		}
 	}
 	for _, s := range []string{`{"tapId":1,"volume":500}`, `{"tapId":9,"volume":1000,"pourId":"a:b.c_d-e"}`,
-		`{"volume":100.5,"tapId":2}`, `{"tapId":1,"volume":500,"pourId":null}`} {
+		`{"volume":100.5,"tapId":2}`, `{"tapId":1,"volume":500,"pourId":null}`,
+		`{"tapId":{"a":1,"b":[1,"x,y"]},"volume":"\"},{"}`, `{"tap\u0049d":1,"tapId":2,"volume":500}`, `{}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		if n, ok := countMembers(body); ok && members(body) != n {
+			t.Fatalf("members(%q) = %d; want %d", body, members(body), n)
+		}
 		p, err := parsePour(body)
 		if err != nil {
 			e, ok := err.(*apiError)
@@ -488,6 +492,25 @@ func FuzzParsePour(f *testing.F) {
 			t.Fatalf("parsePour(%q) = %+v; encoding/json reads %+v", body, p, std)
 		}
 	})
+}
+
+// countMembers counts the members of body, if it is one valid JSON
+// object, with encoding/json's tokens.
+func countMembers(body []byte) (int, bool) {
+	if !json.Valid(body) {
+		return 0, false
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if t, _ := dec.Token(); t != json.Delim('{') {
+		return 0, false
+	}
+	n := 0
+	for ; dec.More(); n++ {
+		dec.Token()
+		var v json.RawMessage
+		dec.Decode(&v)
+	}
+	return n, true
 }
 
 // TestChunkedBodyOverTheLimit sends a body without a Content-Length, so
