@@ -82,12 +82,6 @@ type change struct {
 	done   chan struct{}
 }
 
-// A pourKey names a pour the way its tap does.
-type pourKey struct {
-	tap    int64
-	pourID string
-}
-
 var (
 	errNotFound = errors.New("no such pour")
 	errStopped  = errorf(http.StatusServiceUnavailable,

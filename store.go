@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"hash/maphash"
 	"math"
 	"slices"
 	"sync"
@@ -26,6 +27,13 @@ type store struct {
 	taps        map[int64]*tapPours // every tap that has poured, by id
 	microlitres int64               // the stored pours' volume, kept exact
 	graves      int                 // deleted pours that had a pourId, which compaction keeps
+	pourIDs     pourIndex           // every pour that came with a pourId, deleted or not
+}
+
+// A pourKey names a pour the way its tap does.
+type pourKey struct {
+	tap    int64
+	pourID string
 }
 
 // An index lists positions in store.pours in ascending order: all of
@@ -37,13 +45,12 @@ type index struct {
 
 // tapPours is what the store knows of one tap.
 type tapPours struct {
-	index                        // the tap's stored pours
-	microlitres int64            // their volume
-	pourIDs     map[string]int32 // the position of each of its pours that came with a pourId, deleted or not
+	index             // the tap's stored pours
+	microlitres int64 // their volume
 }
 
 func newStore() *store {
-	return &store{taps: make(map[int64]*tapPours)}
+	return &store{taps: make(map[int64]*tapPours), pourIDs: pourIndex{seed: maphash.MakeSeed()}}
 }
 
 // A filter selects pours; its zero value selects every pour.
@@ -103,12 +110,11 @@ func (s *store) find(id int64) (int32, bool) {
 // byPourID returns the pour, stored or deleted, that tap sent under
 // pourID. The caller holds mu or is the journal's writer.
 func (s *store) byPourID(tap int64, pourID string) (pour, bool) {
-	if t := s.taps[tap]; t != nil {
-		if i, ok := t.pourIDs[pourID]; ok {
-			return s.pours[i], true
-		}
+	i, ok := s.pourIDs.find(s.pours, pourKey{tap, pourID})
+	if !ok {
+		return pour{}, false
 	}
-	return pour{}, false
+	return s.pours[i], true
 }
 
 // add stores p, whose id is higher than any before. The caller holds mu.
@@ -122,7 +128,7 @@ func (s *store) add(p pour) {
 // keepPourID remembers the pourId of the pour at position i, if it has one.
 func (s *store) keepPourID(i int32) {
 	if p := s.pours[i]; p.PourID != "" {
-		s.tap(p.Tap).pourIDs[p.PourID] = i
+		s.pourIDs.add(s.pours, i)
 	}
 }
 
@@ -142,7 +148,7 @@ func (s *store) index(i int32) {
 func (s *store) tap(id int64) *tapPours {
 	t := s.taps[id]
 	if t == nil {
-		t = &tapPours{pourIDs: make(map[string]int32)}
+		t = &tapPours{}
 		s.taps[id] = t
 	}
 	return t
@@ -190,6 +196,54 @@ func (s *store) load(pours []pour, deleted []bool) {
 			s.graves++
 		}
 	}
+}
+
+// A pourIndex finds pours by their tap and pourId. It is a hash table of
+// positions in store.pours, plus one so that 0 is a free slot, at most
+// half full and probed linearly. A map would hold a string for every pour,
+// and take four times the memory (BENCHMARKS.md). Nothing is ever taken
+// out: a pourId stays taken for good, and so a probe never meets a hole.
+type pourIndex struct {
+	seed  maphash.Seed
+	slots []int32 // a power of two of them
+	n     int     // slots in use
+}
+
+// find returns the position of the pour named key.
+func (x *pourIndex) find(pours []pour, key pourKey) (int32, bool) {
+	for h := x.home(key); len(x.slots) > 0 && x.slots[h] != 0; h = (h + 1) % len(x.slots) {
+		if i := x.slots[h] - 1; pours[i].Tap == key.tap && pours[i].PourID == key.pourID {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// add indexes the pour at position i, whose pourId is new for its tap.
+func (x *pourIndex) add(pours []pour, i int32) {
+	if 2*(x.n+1) > len(x.slots) {
+		old := x.slots
+		x.slots, x.n = make([]int32, max(1024, 2*len(old))), 0
+		for _, slot := range old {
+			if slot != 0 {
+				x.add(pours, slot-1)
+			}
+		}
+	}
+	h := x.home(pourKey{pours[i].Tap, pours[i].PourID})
+	for x.slots[h] != 0 {
+		h = (h + 1) % len(x.slots)
+	}
+	x.slots[h] = i + 1
+	x.n++
+}
+
+// home is the slot where a probe for key starts.
+func (x *pourIndex) home(key pourKey) int {
+	if len(x.slots) == 0 {
+		return 0
+	}
+	return int(maphash.Comparable(x.seed, key) & uint64(len(x.slots)-1))
 }
 
 // microlitres converts a volume, so that sums stay exact however many
