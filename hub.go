@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -23,7 +24,7 @@ import (
 const (
 	maxQueue   = 1024             // events that may wait for one subscriber
 	sendBuffer = 32 << 10         // SO_SNDBUF of a subscriber's socket, in bytes
-	writeWait  = 10 * time.Second // the longest one write to a subscriber may take
+	closeWait  = 10 * time.Second // how long a dropped subscriber has to finish writing and close
 	pongWait   = 10 * time.Second // the longest a ping waits for its pong
 	readLimit  = 512              // the largest message a subscriber may send; it sends none
 )
@@ -36,31 +37,41 @@ type event struct {
 	Report *report `json:"report,omitempty"`
 }
 
-// A hub fans events out to subscribers, in the shape of coder/websocket's
-// chat example: publishing never blocks, each subscriber has a bounded
-// queue and a goroutine that writes it, and a subscriber whose queue is
-// full is closed with 1008.
+// A hub fans events out to subscribers. One goroutine owns the set of
+// subscribers, as in gorilla/websocket's chat example; each subscriber
+// has a bounded queue and a goroutine that writes it, as in
+// coder/websocket's. Publishing never waits for a subscriber: one whose
+// queue is full is closed with 1008.
 //
-// Every subscriber gets every event, in the order of the store's changes,
+// Every subscriber gets every event in the order of the store's changes,
 // and its stream is consistent: a report counts exactly the changes whose
-// events came before it in that stream. The store's lock makes it so:
-// the journal publishes the events of the changes it applies while it
-// holds the lock, and the hub takes reports under it.
+// events came before it in that stream. Events, reports and joins reach
+// the hub's goroutine through one channel, in the order they were made
+// under the store's lock.
 type hub struct {
 	store    *store        // the pours that reports count
 	interval time.Duration // REPORT_INTERVAL: how often every subscriber gets a report; 0 never
 	ping     time.Duration // PING_INTERVAL: how often each subscriber is pinged, to find dead peers
 	log      *slog.Logger  // connects, disconnects and drops
 
-	conns sync.WaitGroup // subscribers being served
+	stream      chan message     // events and joins, in the stream's order
+	leaves      chan *subscriber // subscribers whose connection has ended
+	done        chan struct{}    // closed once run has closed every subscriber and returned
+	conns       sync.WaitGroup   // subscribers being served
+	subscribers atomic.Int64     // how many, for /debug/stats
+}
 
-	mu          sync.Mutex               // guards subscribers and closed
-	subscribers map[*subscriber]struct{} //
-	closed      bool                     // the server is shutting down: no one may join
+// A message is what the hub's goroutine takes from the stream: an event's
+// frame for every subscriber, or a subscriber that joins with its first
+// report queued.
+type message struct {
+	frame []byte
+	join  *subscriber
 }
 
 func newHub(s *store, interval, ping time.Duration, log *slog.Logger) *hub {
-	return &hub{store: s, interval: interval, ping: ping, log: log, subscribers: make(map[*subscriber]struct{})}
+	return &hub{store: s, interval: interval, ping: ping, log: log,
+		stream: make(chan message, maxBatch), leaves: make(chan *subscriber), done: make(chan struct{})}
 }
 
 // A subscriber is one WebSocket connection and the events waiting for it.
@@ -75,11 +86,65 @@ type subscriber struct {
 	closing *websocket.CloseError // set when the hub drops the subscriber
 }
 
-// run sends every subscriber a report each interval until ctx ends.
+// run delivers the stream until ctx ends, then closes every subscriber
+// with 1001. Meanwhile every subscriber gets a report each interval.
 func (h *hub) run(ctx context.Context) {
-	if h.interval == 0 {
-		return
+	defer close(h.done)
+	if h.interval > 0 {
+		go h.sendReports(ctx)
 	}
+	subs := make(map[*subscriber]struct{})
+	for {
+		select {
+		case m := <-h.stream:
+			if m.join != nil {
+				subs[m.join] = struct{}{}
+				h.subscribers.Store(int64(len(subs)))
+				break
+			}
+			for s := range subs {
+				if !s.push(m.frame) {
+					h.drop(subs, s, websocket.StatusPolicyViolation, fmt.Sprintf("too slow: %d events were waiting", maxQueue))
+					h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", maxQueue)
+				}
+			}
+		case s := <-h.leaves:
+			delete(subs, s)
+			h.subscribers.Store(int64(len(subs)))
+		case <-ctx.Done():
+			for s := range subs {
+				h.drop(subs, s, websocket.StatusGoingAway, "the server is shutting down")
+			}
+			return
+		}
+	}
+}
+
+// drop takes s out of subs and tells it to close with code once it has
+// written what waits; if it has not within closeWait, its connection is
+// closed without a close frame.
+func (h *hub) drop(subs map[*subscriber]struct{}, s *subscriber, code websocket.StatusCode, reason string) {
+	delete(subs, s)
+	h.subscribers.Store(int64(len(subs)))
+	s.mu.Lock()
+	s.closing = &websocket.CloseError{Code: code, Reason: reason}
+	s.mu.Unlock()
+	s.signal()
+	time.AfterFunc(closeWait, func() { s.conn.CloseNow() })
+}
+
+// publish puts e in the stream. The caller holds the store's lock. It
+// waits only when the hub is maxBatch events behind.
+func (h *hub) publish(e event) {
+	select {
+	case h.stream <- message{frame: frame(e)}:
+	case <-h.done:
+	}
+}
+
+// sendReports puts a report of the store in the stream each interval,
+// until ctx ends.
+func (h *hub) sendReports(ctx context.Context) {
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
 	for {
@@ -95,82 +160,43 @@ func (h *hub) run(ctx context.Context) {
 	}
 }
 
-// close closes every subscriber with 1001, and waits up to wait for them
-// to go; false if some did not.
-func (h *hub) close(wait time.Duration) bool {
-	h.mu.Lock()
-	h.closed = true
-	for s := range h.subscribers {
-		h.drop(s, websocket.StatusGoingAway, "the server is shutting down")
-	}
-	h.mu.Unlock()
-	gone := make(chan struct{})
-	go func() { h.conns.Wait(); close(gone) }()
-	select {
-	case <-gone:
-		return true
-	case <-time.After(wait):
-		return false
-	}
-}
-
-// publish sends e to every subscriber. The caller holds the store's lock.
-func (h *hub) publish(e event) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.subscribers) == 0 {
-		return
-	}
-	f := frame(e)
-	for s := range h.subscribers {
-		if !s.push(f) {
-			h.drop(s, websocket.StatusPolicyViolation, fmt.Sprintf("too slow: %d events were waiting", maxQueue))
-			h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", maxQueue)
-		}
-	}
-}
-
-// count returns how many subscribers are connected.
-func (h *hub) count() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.subscribers)
-}
-
 // join adds s, whose first event is a report of the store as it is now,
 // and serves it on a goroutine of its own.
 func (h *hub) join(s *subscriber) {
 	h.conns.Add(1)
 	h.store.mu.RLock()
 	r := h.store.reportLocked()
-	h.mu.Lock()
-	if h.closed {
-		s.closing = &websocket.CloseError{Code: websocket.StatusGoingAway, Reason: "the server is shutting down"}
-	} else {
-		h.subscribers[s] = struct{}{}
-	}
 	s.push(frame(event{Event: "report", Report: &r}))
-	h.mu.Unlock()
+	select {
+	case h.stream <- message{join: s}:
+	case <-h.done:
+		s.closing = &websocket.CloseError{Code: websocket.StatusGoingAway, Reason: "the server is shutting down"}
+	}
 	h.store.mu.RUnlock()
 	h.log.Info("subscriber connected", "remote", s.remote)
 	go func() {
 		defer h.conns.Done()
 		err := s.serve(h.ping)
-		h.mu.Lock()
-		delete(h.subscribers, s)
-		h.mu.Unlock()
+		select {
+		case h.leaves <- s:
+		case <-h.done:
+		}
 		h.log.Info("subscriber disconnected", "remote", s.remote, "reason", err)
 	}()
 }
 
-// drop tells s to close with code once it has written what waits. The
-// caller holds h.mu.
-func (h *hub) drop(s *subscriber, code websocket.StatusCode, reason string) {
-	delete(h.subscribers, s)
-	s.mu.Lock()
-	s.closing = &websocket.CloseError{Code: code, Reason: reason}
-	s.mu.Unlock()
-	s.signal()
+// wait waits up to d for every subscriber to go, once run has returned;
+// false if some did not.
+func (h *hub) wait(d time.Duration) bool {
+	<-h.done
+	gone := make(chan struct{})
+	go func() { h.conns.Wait(); close(gone) }()
+	select {
+	case <-gone:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }
 
 // push queues an event's frame unless maxQueue wait already.
@@ -256,14 +282,13 @@ func frame(e event) []byte {
 	return append(f, msg...)
 }
 
-// write writes frames to the connection in one call, or closes it if that
-// takes longer than writeWait.
+// write writes frames to the connection in one call. A write to a peer
+// that stopped reading blocks, until the hub drops the subscriber for the
+// events that pile up meanwhile and closes it.
 func (s *subscriber) write(frames [][]byte) error {
 	if len(frames) == 0 {
 		return nil
 	}
-	s.raw.SetWriteDeadline(time.Now().Add(writeWait))
-	defer s.raw.SetWriteDeadline(time.Time{})
 	bufs := net.Buffers(frames)
 	_, err := bufs.WriteTo(s.raw)
 	return err

@@ -160,9 +160,9 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	reports, stopReports := context.WithCancel(ctx)
-	defer stopReports()
-	go h.run(reports)
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHub()
+	go h.run(hubCtx)
 	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.dataFile, "pours", len(s.stored.all))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -172,7 +172,7 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	shutdown(ctx, log, srv, h)
+	shutdown(ctx, log, srv, h, stopHub)
 	j.close()
 	log.Info("stopped")
 	return nil
@@ -180,14 +180,15 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 
 // shutdown lets in-flight requests finish, then closes every subscriber
 // with 1001. The journal is closed after it by run.
-func shutdown(ctx context.Context, log *slog.Logger, srv *http.Server, h *hub) {
+func shutdown(ctx context.Context, log *slog.Logger, srv *http.Server, h *hub, stopHub func()) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("requests still running after the shutdown wait; closing them", "err", err)
 		srv.Close()
 	}
-	if !h.close(shutdownWait) {
+	stopHub()
+	if !h.wait(shutdownWait) {
 		log.Warn("subscribers still open after the shutdown wait")
 	}
 }

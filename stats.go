@@ -13,7 +13,7 @@ import (
 // the load tool, which checks memory and goroutines against its targets.
 type stats struct {
 	Goroutines  int    `json:"goroutines"`
-	Subscribers int    `json:"subscribers"` // WebSocket subscribers connected now
+	Subscribers int64  `json:"subscribers"` // WebSocket subscribers connected now
 	Pours       int    `json:"pours"`       // pours stored now
 	HeapBytes   uint64 `json:"heapBytes"`   // live heap and garbage not yet collected
 	StackBytes  uint64 `json:"stackBytes"`  // goroutine stacks
@@ -30,7 +30,7 @@ func handleStats(s *store, h *hub) http.HandlerFunc {
 		s.mu.RUnlock()
 		writeJSON(w, http.StatusOK, stats{
 			Goroutines:  runtime.NumGoroutine(),
-			Subscribers: h.count(),
+			Subscribers: h.subscribers.Load(),
 			Pours:       pours,
 			HeapBytes:   m.HeapAlloc,
 			StackBytes:  m.StackInuse,
