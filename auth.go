@@ -1,32 +1,24 @@
 package main
 
 import (
-	"bufio"
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 )
 
 // An auth knows the tokens that may change things. With no token
-// configured it is off and every caller may do everything; once any token
-// is configured, pouring, deleting and subscribing need one. Reading stays
+// configured it is off and every caller may do everything; once any is
+// configured, pouring, deleting and subscribing need one. Reading stays
 // public.
 type auth struct {
-	admin    [sha256.Size]byte // the hash of ADMIN_TOKEN
-	hasAdmin bool
-	taps     []tapToken // one per tap
-}
-
-// A tapToken is the hash of one tap's token, which may pour only for it.
-type tapToken struct {
-	tap  int64
-	hash [sha256.Size]byte
+	tokens map[[sha256.Size]byte]caller // by the token's hash, so that no token is kept or compared
 }
 
 // A caller is who a request comes from.
@@ -35,24 +27,10 @@ type caller struct {
 	tap   int64 // the tap whose token it holds, or 0
 }
 
-func (a *auth) on() bool { return a.hasAdmin || len(a.taps) > 0 }
-
-// logMode says at start-up how the server is protected.
-func (a *auth) logMode(log *slog.Logger) {
-	switch {
-	case !a.on():
-		log.Warn("authentication is off: anyone who can reach the server may pour, delete and subscribe; set TAP_TOKENS and ADMIN_TOKEN to protect it")
-	case !a.hasAdmin:
-		log.Warn("ADMIN_TOKEN is not set: nobody can delete pours", "taps", len(a.taps))
-	default:
-		log.Info("authentication is on", "taps", len(a.taps))
-	}
-}
-
 // loadAuth reads ADMIN_TOKEN and TAP_TOKENS or TAP_TOKENS_FILE. Its errors
-// name the setting and never the tokens.
+// name the setting and never a token.
 func loadAuth(getenv func(string) string) (*auth, error) {
-	a := &auth{}
+	a := &auth{tokens: make(map[[sha256.Size]byte]caller)}
 	spec, source := getenv("TAP_TOKENS"), "TAP_TOKENS"
 	if file := getenv("TAP_TOKENS_FILE"); file != "" {
 		if spec != "" {
@@ -64,112 +42,83 @@ func loadAuth(getenv func(string) string) (*auth, error) {
 		}
 		spec, source = string(b), "TAP_TOKENS_FILE "+file
 	}
-	if err := a.addTaps(spec, source); err != nil {
-		return nil, err
-	}
-	if admin := strings.TrimSpace(getenv("ADMIN_TOKEN")); admin != "" {
-		a.admin, a.hasAdmin = sha256.Sum256([]byte(admin)), true
-		for _, t := range a.taps {
-			if t.hash == a.admin {
-				return nil, fmt.Errorf("ADMIN_TOKEN is also the token of tap %d in %s: give the admin a token of its own", t.tap, source)
-			}
-		}
-	}
-	return a, nil
-}
-
-// addTaps reads tapId:token entries, separated by commas or lines; blank
-// lines and lines starting with # are skipped.
-func (a *auth) addTaps(spec, source string) error {
-	seen := make(map[[sha256.Size]byte]int64)
-	sc := bufio.NewScanner(strings.NewReader(strings.ReplaceAll(spec, ",", "\n")))
-	for n := 1; sc.Scan(); n++ {
-		entry := strings.TrimSpace(sc.Text())
-		if entry == "" || strings.HasPrefix(entry, "#") {
+	// Entries are tapId:token, separated by commas or lines; blank lines
+	// and lines starting with # are skipped.
+	taps := make(map[int64]bool)
+	for n, entry := range strings.Split(strings.ReplaceAll(spec, ",", "\n"), "\n") {
+		if entry = strings.TrimSpace(entry); entry == "" || strings.HasPrefix(entry, "#") {
 			continue
 		}
 		id, token, _ := strings.Cut(entry, ":")
 		tap, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64)
-		token = strings.TrimSpace(token)
+		h := sha256.Sum256([]byte(strings.TrimSpace(token)))
 		switch {
-		case err != nil || tap < 1:
-			// The entry is not echoed: it may be a token without its tap id.
-			return fmt.Errorf("%s entry %d does not start with a tap id: write tapId:token, with a tap id from 1", source, n)
-		case token == "":
-			return fmt.Errorf("%s entry %d: tap %d has an empty token: write tapId:token", source, n, tap)
+		case err != nil || tap < 1: // the entry is not shown: it may be a token without its tap id
+			return nil, fmt.Errorf("%s entry %d does not start with a tap id: write tapId:token, with a tap id from 1", source, n+1)
+		case strings.TrimSpace(token) == "":
+			return nil, fmt.Errorf("%s entry %d: tap %d has an empty token: write tapId:token", source, n+1, tap)
+		case taps[tap]:
+			return nil, fmt.Errorf("%s: tap %d is given twice: give each tap one token", source, tap)
+		case a.tokens[h].tap != 0:
+			return nil, fmt.Errorf("%s: taps %d and %d have the same token: give each tap its own", source, a.tokens[h].tap, tap)
 		}
-		h := sha256.Sum256([]byte(token))
-		if other, ok := seen[h]; ok {
-			return fmt.Errorf("%s: taps %d and %d have the same token: give each tap its own", source, other, tap)
-		}
-		for _, t := range a.taps {
-			if t.tap == tap {
-				return fmt.Errorf("%s: tap %d is given twice: give each tap one token", source, tap)
-			}
-		}
-		seen[h] = tap
-		a.taps = append(a.taps, tapToken{tap: tap, hash: h})
+		taps[tap], a.tokens[h] = true, caller{tap: tap}
 	}
-	return nil
+	if admin := strings.TrimSpace(getenv("ADMIN_TOKEN")); admin != "" {
+		h := sha256.Sum256([]byte(admin))
+		if other, ok := a.tokens[h]; ok {
+			return nil, fmt.Errorf("ADMIN_TOKEN is also the token of tap %d in %s: give the admin a token of its own", other.tap, source)
+		}
+		a.tokens[h] = caller{admin: true}
+	}
+	return a, nil
 }
 
-// identify returns who holds token. It compares hashes in constant time
-// and looks at every token, so the time it takes says nothing about them.
-func (a *auth) identify(token string) (caller, bool) {
-	h := sha256.Sum256([]byte(token))
-	var who caller
-	found := 0
-	if a.hasAdmin {
-		match := subtle.ConstantTimeCompare(h[:], a.admin[:])
-		who.admin = match == 1
-		found |= match
+// logMode says at start-up how the server is protected.
+func (a *auth) logMode(log *slog.Logger) {
+	taps := len(a.tokens)
+	for _, who := range a.tokens {
+		if who.admin {
+			log.Info("authentication is on", "taps", taps-1)
+			return
+		}
 	}
-	for _, t := range a.taps {
-		match := subtle.ConstantTimeCompare(h[:], t.hash[:])
-		who.tap = int64(subtle.ConstantTimeSelect(match, int(t.tap), int(who.tap)))
-		found |= match
+	if taps == 0 {
+		log.Warn("authentication is off: anyone who can reach the server may pour, delete and subscribe; set TAP_TOKENS and ADMIN_TOKEN to protect it")
+		return
 	}
-	return who, found == 1
+	log.Warn("ADMIN_TOKEN is not set: nobody can delete pours", "taps", taps)
 }
 
-// caller returns who sent r: a bearer token in the Authorization header or,
-// where allowQuery (browsers cannot set headers on a WebSocket), the token
-// query parameter. It is a 401 when auth is on and the token is missing or
-// unknown.
+// caller returns who sent r: a bearer token in the Authorization header
+// or, where allowQuery (browsers cannot set headers on a WebSocket), the
+// token query parameter. It is a 401 when auth is on and the token is
+// missing or unknown.
 func (a *auth) caller(w http.ResponseWriter, r *http.Request, allowQuery bool) (caller, error) {
-	if !a.on() {
+	if len(a.tokens) == 0 {
 		return caller{admin: true}, nil
 	}
-	token, ok := bearer(r.Header.Get("Authorization"))
-	if !ok && allowQuery {
-		token, ok = r.URL.Query().Get("token"), r.URL.Query().Has("token")
+	scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		token = ""
 	}
-	if !ok || token == "" {
+	if token = strings.TrimSpace(token); token == "" && allowQuery {
+		token = r.URL.Query().Get("token")
+	}
+	hint := ""
+	if allowQuery {
+		hint = " or ?token=<token>"
+	}
+	who, known := a.tokens[sha256.Sum256([]byte(token))]
+	switch {
+	case token == "":
 		w.Header().Set("WWW-Authenticate", `Bearer realm="altair"`)
-		return caller{}, errorf(http.StatusUnauthorized, "this needs a token: send Authorization: Bearer <token>%s", queryHint(allowQuery))
-	}
-	who, known := a.identify(token)
-	if !known {
+		return caller{}, errorf(http.StatusUnauthorized, "this needs a token: send Authorization: Bearer <token>%s", hint)
+	case !known:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="altair", error="invalid_token"`)
 		return caller{}, errorf(http.StatusUnauthorized, "the token is not a tap's or the admin's: check the token")
 	}
 	return who, nil
-}
-
-func queryHint(allowQuery bool) string {
-	if allowQuery {
-		return " or ?token=<token>"
-	}
-	return ""
-}
-
-// bearer returns the token of an "Authorization: Bearer <token>" value.
-func bearer(h string) (string, bool) {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	return strings.TrimSpace(token), true
 }
 
 // mayPour is nil when who may pour for tap, or a 403.
@@ -186,4 +135,43 @@ func (who caller) mayDelete() error {
 		return nil
 	}
 	return errorf(http.StatusForbidden, "only the admin token may delete pours, not tap %d's", who.tap)
+}
+
+// checkOrigin refuses a browser on another web origin, unless patterns
+// allow it, to subscribe or to change anything: a page elsewhere must not
+// pour or delete in the name of whoever views it. Requests without an
+// Origin header (curl, taps, other programs) pass. Patterns are matched as
+// by path.Match against the origin's host, or against scheme://host when
+// they contain "://".
+func checkOrigin(patterns []string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		safe := (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path != "/sockets/beers"
+		origin := r.Header.Get("Origin")
+		if safe || origin == "" || originAllowed(origin, r.Host, patterns) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		writeError(w, errorf(http.StatusForbidden,
+			"requests from the web origin %q are refused: the server's ALLOWED_ORIGINS setting must name it", origin))
+	})
+}
+
+func originAllowed(origin, host string, patterns []string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, host) {
+		return true
+	}
+	for _, p := range patterns {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
+			return true
+		}
+	}
+	return false
 }

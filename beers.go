@@ -10,7 +10,6 @@ import (
 	"maps"
 	"math"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,18 +67,17 @@ const maxPourID = 64
 // too large, 422 when a value is out of range.
 func readPour(w http.ResponseWriter, r *http.Request) (pour, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
+	if _, tooBig := err.(*http.MaxBytesError); tooBig {
 		return pour{}, errorf(http.StatusRequestEntityTooLarge,
 			"the body is over %d KiB: send one pour as a small JSON object like %s", maxBody>>10, examplePour)
-	case err != nil:
+	} else if err != nil {
 		return pour{}, errorf(http.StatusBadRequest, "could not read the body: %v", err)
 	}
 	return parsePour(body)
 }
 
-// parsePour checks a POST body; readPour says what it answers.
+// parsePour checks a POST body as readPour says. A 422 names every
+// problem at once.
 func parsePour(body []byte) (pour, error) {
 	fields, err := objectFields(body, "tapId", "volume", "pourId")
 	if err != nil {
@@ -94,25 +92,18 @@ func parsePour(body []byte) (pour, error) {
 		return pour{}, err
 	}
 	var p pour
-	raw, given := fields["pourId"]
-	if given = given && string(raw) != "null"; given && json.Unmarshal(raw, &p.PourID) != nil {
+	raw, pourID := fields["pourId"]
+	if pourID = pourID && string(raw) != "null"; pourID && json.Unmarshal(raw, &p.PourID) != nil {
 		return pour{}, errorf(http.StatusBadRequest,
 			"pourId must be a string of 1 to %d letters, digits or -_.: characters, not %s", maxPourID, kindOf(raw))
 	}
-	return p, checkPour(&p, tap, vol, given)
-}
-
-// checkPour fills p from the raw numbers and checks every value; the error
-// names every problem at once.
-func checkPour(p *pour, tap, vol string, pourIDGiven bool) error {
 	var problems []string
-	var err error
 	p.Tap, err = strconv.ParseInt(tap, 10, 64)
 	switch {
 	case errors.Is(err, strconv.ErrRange):
 		problems = append(problems, fmt.Sprintf("tapId %s is out of range: tap ids run from 1 to %d", tap, int64(math.MaxInt64)))
 	case err != nil:
-		return errorf(http.StatusBadRequest, "tapId must be a whole number from 1, not %s", tap)
+		return pour{}, errorf(http.StatusBadRequest, "tapId must be a whole number from 1, not %s", tap)
 	case p.Tap < 1:
 		problems = append(problems, fmt.Sprintf("tapId %d is not a tap: tap ids start at 1", p.Tap))
 	}
@@ -121,31 +112,22 @@ func checkPour(p *pour, tap, vol string, pourIDGiven bool) error {
 	if p.Glass, ok = classify(p.Volume); !ok {
 		problems = append(problems, fmt.Sprintf("volume %s ml has no glass type: a glass holds %d to %d ml", vol, minVolume, maxVolume))
 	}
-	if pourIDGiven && !validPourID(p.PourID) {
+	if pourID && !validPourID(p.PourID) {
 		problems = append(problems, fmt.Sprintf("pourId %q is not valid: use 1 to %d letters, digits or -_.: characters", p.PourID, maxPourID))
 	}
 	if len(problems) > 0 {
-		return errorf(http.StatusUnprocessableEntity, "%s", strings.Join(problems, "; "))
+		return pour{}, errorf(http.StatusUnprocessableEntity, "%s", strings.Join(problems, "; "))
 	}
-	return nil
+	return p, nil
 }
 
 // validPourID reports whether s is 1 to maxPourID letters, digits or -_.:
 // characters.
 func validPourID(s string) bool {
-	if len(s) < 1 || len(s) > maxPourID {
-		return false
-	}
-	for _, c := range []byte(s) {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '-', c == '_', c == '.', c == ':':
-		default:
-			return false
-		}
-	}
-	return true
+	return len(s) >= 1 && len(s) <= maxPourID && strings.Trim(s, pourIDChars) == ""
 }
+
+const pourIDChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:"
 
 // objectFields returns the raw values of body's fields. The body must be
 // exactly one JSON object whose fields are among names, matched exactly
@@ -153,7 +135,7 @@ func validPourID(s string) bool {
 func objectFields(body []byte, names ...string) (map[string]json.RawMessage, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return nil, explainInvalid(body)
+		return nil, notAnObject(body)
 	}
 	for _, name := range slices.Sorted(maps.Keys(fields)) {
 		if !slices.Contains(names, name) {
@@ -164,6 +146,23 @@ func objectFields(body []byte, names ...string) (map[string]json.RawMessage, err
 		return nil, repeatedField(body)
 	}
 	return fields, nil
+}
+
+// notAnObject says why body is not one JSON object.
+func notAnObject(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var v json.RawMessage
+	switch err := dec.Decode(&v); {
+	case err == io.EOF:
+		return errorf(http.StatusBadRequest, "the body is empty: send a JSON object like %s", examplePour)
+	case err == io.ErrUnexpectedEOF:
+		return errorf(http.StatusBadRequest, "the JSON body ends too soon: send a whole object like %s", examplePour)
+	case err != nil:
+		return errorf(http.StatusBadRequest, "the body is not valid JSON (%v): send an object like %s", err, examplePour)
+	case v[0] != '{':
+		return errorf(http.StatusBadRequest, "the body must be a JSON object like %s, not %s", examplePour, kindOf(v))
+	}
+	return errorf(http.StatusBadRequest, "there is more after the JSON object: send one object like %s", examplePour)
 }
 
 // members counts the members of body, a valid JSON object.
@@ -198,48 +197,14 @@ func repeatedField(body []byte) error {
 	seen := make(map[string]bool)
 	for dec.More() {
 		t, _ := dec.Token()
-		name := t.(string)
-		if seen[name] {
-			return errorf(http.StatusBadRequest, "field %q appears twice: send it once", name)
+		if seen[t.(string)] {
+			return errorf(http.StatusBadRequest, "field %q appears twice: send it once", t)
 		}
-		seen[name] = true
+		seen[t.(string)] = true
 		var v json.RawMessage
 		dec.Decode(&v)
 	}
-	return errorf(http.StatusBadRequest, "a field appears twice: send each once")
-}
-
-// explainInvalid says what is wrong with a body that is not valid JSON.
-func explainInvalid(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	tok, err := dec.Token()
-	switch {
-	case err == io.EOF:
-		return errorf(http.StatusBadRequest, "the body is empty: send a JSON object like %s", examplePour)
-	case err != nil:
-		return badJSON(err)
-	case tok != json.Delim('{'):
-		return errorf(http.StatusBadRequest, "the body must be a JSON object like %s, not %s", examplePour, kindOf(body))
-	}
-	for depth := 1; depth > 0; {
-		tok, err := dec.Token()
-		switch {
-		case err != nil:
-			return badJSON(err)
-		case tok == json.Delim('{') || tok == json.Delim('['):
-			depth++
-		case tok == json.Delim('}') || tok == json.Delim(']'):
-			depth--
-		}
-	}
-	return errorf(http.StatusBadRequest, "there is more after the JSON object: send one object like %s", examplePour)
-}
-
-func badJSON(err error) error {
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		return errorf(http.StatusBadRequest, "the JSON body ends too soon: send a whole object like %s", examplePour)
-	}
-	return errorf(http.StatusBadRequest, "the body is not valid JSON (%v): send an object like %s", err, examplePour)
+	return nil // not reached: members counted a field twice
 }
 
 // numberField returns the raw JSON number of a required field.
@@ -256,19 +221,16 @@ func numberField(fields map[string]json.RawMessage, name, what string) (string, 
 
 // kindOf names the JSON type of a valid raw value, for error messages.
 func kindOf(raw []byte) string {
-	s := bytes.TrimSpace(raw)
-	switch {
-	case len(s) == 0:
-		return "nothing"
-	case s[0] == '"':
+	switch raw[0] {
+	case '"':
 		return "a string"
-	case s[0] == '{':
+	case '{':
 		return "an object"
-	case s[0] == '[':
+	case '[':
 		return "an array"
-	case s[0] == 't' || s[0] == 'f':
+	case 't', 'f':
 		return "a boolean"
-	case s[0] == 'n':
+	case 'n':
 		return "null"
 	}
 	return "a number"
@@ -281,52 +243,51 @@ type beerAnswer struct {
 
 // handleCreate stores a pour: 201 and the pour, or 200 and the pour the
 // tap stored before under the same pourId.
-func handleCreate(j *journal, a *auth) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func handleCreate(j *journal, a *auth) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		who, err := a.caller(w, r, false)
-		var p pour
-		if err == nil {
-			p, err = readPour(w, r)
+		if err != nil {
+			return err
 		}
+		p, err := readPour(w, r)
 		if err == nil {
 			err = who.mayPour(p.Tap)
 		}
-		status := 0
-		if err == nil {
-			p, status, err = j.pour(p)
-		}
 		if err != nil {
-			writeError(w, err)
-			return
+			return err
+		}
+		p, status, err := j.pour(p)
+		if err != nil {
+			return err
 		}
 		if status == http.StatusCreated {
 			w.Header().Set("Location", "/api/beers/"+strconv.FormatInt(p.ID, 10))
 		}
 		annotate(w, slog.Int64("id", p.ID), slog.Int64("tap", p.Tap), slog.String("glass", p.Glass.String()), slog.Float64("volume", p.Volume))
 		writeJSON(w, status, beerAnswer{p})
+		return nil
 	}
 }
 
 // handleGet answers one pour.
-func handleGet(s *store) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func handleGet(s *store) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		id, err := parseID(r.PathValue("id"))
 		if err != nil {
-			writeError(w, err)
-			return
+			return err
 		}
 		p, ok := s.get(id)
 		if !ok {
-			writeError(w, noSuchPour(r.PathValue("id")))
-			return
+			return noSuchPour(r.PathValue("id"))
 		}
 		writeJSON(w, http.StatusOK, beerAnswer{p})
+		return nil
 	}
 }
 
 // handleDelete deletes one pour: 204, or 404 if there is no such pour.
-func handleDelete(j *journal, a *auth) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func handleDelete(j *journal, a *auth) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		who, err := a.caller(w, r, false)
 		if err == nil {
 			err = who.mayDelete()
@@ -338,15 +299,14 @@ func handleDelete(j *journal, a *auth) http.HandlerFunc {
 		if err == nil {
 			err = j.delete(id)
 		}
-		switch {
-		case err == errNotFound:
-			writeError(w, noSuchPour(r.PathValue("id")))
-		case err != nil:
-			writeError(w, err)
-		default:
-			annotate(w, slog.Int64("id", id))
-			w.WriteHeader(http.StatusNoContent)
+		if err == errNotFound {
+			return noSuchPour(r.PathValue("id"))
+		} else if err != nil {
+			return err
 		}
+		annotate(w, slog.Int64("id", id))
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 }
 
@@ -356,11 +316,10 @@ func parseID(s string) (int64, error) {
 	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
 		return 0, errorf(http.StatusBadRequest, "pour id %q is not a number: ids are whole numbers from 1", s)
 	}
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return -1, nil
+	if id, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return id, nil
 	}
-	return id, nil
+	return -1, nil
 }
 
 func noSuchPour(id string) error {
@@ -374,12 +333,6 @@ const (
 	maxPageSize     = 1000
 )
 
-// A listQuery is a checked GET /api/beers query.
-type listQuery struct {
-	filter
-	page, size int
-}
-
 // A pageAnswer is a page of pours: the answer to a list.
 type pageAnswer struct {
 	Beers    []pour `json:"beers"`
@@ -388,72 +341,53 @@ type pageAnswer struct {
 	Total    int    `json:"total"`
 }
 
-// handleList answers a page of pours, oldest first.
-func handleList(s *store) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		q, err := parseListQuery(r.URL.Query())
-		if err != nil {
-			writeError(w, err)
-			return
+// handleList answers a page of pours, oldest first. Every query parameter
+// is checked, and an unknown one is an error rather than ignored, so that
+// a typo does not return every pour.
+func handleList(s *store) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var f filter
+		page, size := 1, defaultPageSize
+		for name, values := range r.URL.Query() {
+			var err error
+			switch v := values[0]; {
+			case len(values) > 1:
+				err = errorf(http.StatusBadRequest, "query parameter %q is given %d times: give it once", name, len(values))
+			case name == "page":
+				page, err = intParam(name, v, math.MaxInt)
+			case name == "page_size":
+				size, err = intParam(name, v, maxPageSize)
+			case name == "tapId":
+				var tap int
+				tap, err = intParam(name, v, math.MaxInt64)
+				f.tap = int64(tap)
+			case name == "type":
+				g, ok := parseGlass(v)
+				if f.glass = &g; !ok {
+					err = errorf(http.StatusBadRequest, "type %q is not a glass: use half, pint or stein", v)
+				}
+			default:
+				err = errorf(http.StatusBadRequest, "unknown query parameter %q: use page, page_size, type and tapId", name)
+			}
+			if err != nil {
+				return err
+			}
 		}
-		offset := (q.page - 1) * q.size
-		if q.page-1 > math.MaxInt/q.size {
+		offset := (page - 1) * size
+		if page-1 > math.MaxInt/size {
 			offset = math.MaxInt
 		}
-		pours, total := s.page(q.filter, offset, q.size)
-		writeJSON(w, http.StatusOK, pageAnswer{pours, q.page, q.size, total})
+		pours, total := s.page(f, offset, size)
+		writeJSON(w, http.StatusOK, pageAnswer{pours, page, size, total})
+		return nil
 	}
 }
 
-// parseListQuery checks every query parameter; an unknown one is an error
-// rather than silently ignored, so that a typo does not return every pour.
-func parseListQuery(v url.Values) (listQuery, error) {
-	q := listQuery{page: 1, size: defaultPageSize}
-	for name, values := range v {
-		if len(values) > 1 {
-			return q, errorf(http.StatusBadRequest, "query parameter %q is given %d times: give it once", name, len(values))
-		}
-		if err := q.set(name, values[0]); err != nil {
-			return q, err
-		}
-	}
-	return q, nil
-}
-
-func (q *listQuery) set(name, value string) error {
-	var err error
-	switch name {
-	case "page":
-		q.page, err = intParam(name, value, 1, math.MaxInt)
-	case "page_size":
-		q.size, err = intParam(name, value, 1, maxPageSize)
-	case "tapId":
-		var tap int
-		tap, err = intParam(name, value, 1, math.MaxInt64)
-		q.tap = int64(tap)
-	case "type":
-		g, ok := parseGlass(value)
-		if !ok {
-			return errorf(http.StatusBadRequest, "type %q is not a glass: use half, pint or stein", value)
-		}
-		q.glass = &g
-	default:
-		return errorf(http.StatusBadRequest, "unknown query parameter %q: use page, page_size, type and tapId", name)
-	}
-	return err
-}
-
-func intParam(name, value string, lo, hi int) (int, error) {
+// intParam reads a whole number from 1 to most.
+func intParam(name, value string, most int) (int, error) {
 	n, err := strconv.Atoi(value)
-	if err != nil || n < lo || n > hi {
-		return 0, errorf(http.StatusBadRequest, "%s=%q is not valid: use a whole number from %d to %d", name, value, lo, hi)
+	if err != nil || n < 1 || n > most {
+		return 0, errorf(http.StatusBadRequest, "%s=%q is not valid: use a whole number from 1 to %d", name, value, most)
 	}
 	return n, nil
-}
-
-// handleReport answers the report of the pours stored now.
-func handleReport(s *store) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.report())
-	}
 }

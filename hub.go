@@ -61,9 +61,8 @@ type hub struct {
 	subscribers atomic.Int64     // how many, for /debug/stats
 }
 
-// A message is what the hub's goroutine takes from the stream: an event's
-// frame for every subscriber, or a subscriber that joins with its first
-// report queued.
+// A message is an event's frame for every subscriber, or a subscriber
+// that joins the stream with its first report queued.
 type message struct {
 	frame []byte
 	join  *subscriber
@@ -79,11 +78,11 @@ type subscriber struct {
 	conn   *websocket.Conn // for pings and the close handshake
 	raw    net.Conn        // the connection under conn, which events are written to
 	remote string          // the peer's address, for logs
-	wake   chan struct{}   // signalled when the queue or closing changes
+	wake   chan struct{}   // signalled when queue or closing changes
 
 	mu      sync.Mutex
 	queue   [][]byte              // frames waiting, at most maxQueue
-	closing *websocket.CloseError // set when the hub drops the subscriber
+	closing *websocket.CloseError // set once the hub drops the subscriber
 }
 
 // run delivers the stream until ctx ends, then closes every subscriber
@@ -99,7 +98,6 @@ func (h *hub) run(ctx context.Context) {
 		case m := <-h.stream:
 			if m.join != nil {
 				subs[m.join] = struct{}{}
-				h.subscribers.Store(int64(len(subs)))
 				break
 			}
 			for s := range subs {
@@ -110,13 +108,13 @@ func (h *hub) run(ctx context.Context) {
 			}
 		case s := <-h.leaves:
 			delete(subs, s)
-			h.subscribers.Store(int64(len(subs)))
 		case <-ctx.Done():
 			for s := range subs {
 				h.drop(subs, s, websocket.StatusGoingAway, "the server is shutting down")
 			}
 			return
 		}
+		h.subscribers.Store(int64(len(subs)))
 	}
 }
 
@@ -125,7 +123,6 @@ func (h *hub) run(ctx context.Context) {
 // closed without a close frame.
 func (h *hub) drop(subs map[*subscriber]struct{}, s *subscriber, code websocket.StatusCode, reason string) {
 	delete(subs, s)
-	h.subscribers.Store(int64(len(subs)))
 	s.mu.Lock()
 	s.closing = &websocket.CloseError{Code: code, Reason: reason}
 	s.mu.Unlock()
@@ -185,20 +182,6 @@ func (h *hub) join(s *subscriber) {
 	}()
 }
 
-// wait waits up to d for every subscriber to go, once run has returned;
-// false if some did not.
-func (h *hub) wait(d time.Duration) bool {
-	<-h.done
-	gone := make(chan struct{})
-	go func() { h.conns.Wait(); close(gone) }()
-	select {
-	case <-gone:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
-
 // push queues an event's frame unless maxQueue wait already.
 func (s *subscriber) push(f []byte) bool {
 	s.mu.Lock()
@@ -218,15 +201,6 @@ func (s *subscriber) signal() {
 	}
 }
 
-// take returns the frames waiting, and how the hub wants s closed, if it does.
-func (s *subscriber) take() ([][]byte, *websocket.CloseError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	frames := s.queue
-	s.queue = nil
-	return frames, s.closing
-}
-
 // serve writes events to the subscriber until the peer leaves, a write
 // fails or the hub drops it. c.CloseRead runs the only other goroutine of
 // the connection, which answers pings and notices the peer's close.
@@ -238,7 +212,10 @@ func (s *subscriber) serve(pingEvery time.Duration) error {
 	for {
 		select {
 		case <-s.wake:
-			frames, closing := s.take()
+			s.mu.Lock()
+			frames, closing := s.queue, s.closing
+			s.queue = nil
+			s.mu.Unlock()
 			if err := s.write(frames); err != nil {
 				return err
 			}
@@ -270,14 +247,14 @@ func (s *subscriber) serve(pingEvery time.Duration) error {
 // frame returns e as an unmasked WebSocket text frame (RFC 6455, 5.2).
 func frame(e event) []byte {
 	msg, _ := json.Marshal(e) // numbers and checked strings only
-	var f []byte
+	f := make([]byte, 0, 10+len(msg))
 	switch n := len(msg); {
 	case n < 126:
-		f = append(make([]byte, 0, 2+n), 0x81, byte(n))
+		f = append(f, 0x81, byte(n))
 	case n < 1<<16:
-		f = binary.BigEndian.AppendUint16(append(make([]byte, 0, 4+n), 0x81, 126), uint16(n))
+		f = binary.BigEndian.AppendUint16(append(f, 0x81, 126), uint16(n))
 	default:
-		f = binary.BigEndian.AppendUint64(append(make([]byte, 0, 10+n), 0x81, 127), uint64(n))
+		f = binary.BigEndian.AppendUint64(append(f, 0x81, 127), uint64(n))
 	}
 	return append(f, msg...)
 }
@@ -286,16 +263,12 @@ func frame(e event) []byte {
 // that stopped reading blocks, until the hub drops the subscriber for the
 // events that pile up meanwhile and closes it.
 func (s *subscriber) write(frames [][]byte) error {
-	if len(frames) == 0 {
-		return nil
-	}
 	bufs := net.Buffers(frames)
 	_, err := bufs.WriteTo(s.raw)
 	return err
 }
 
-// hijacker keeps the connection that websocket.Accept takes over, for the
-// hub to write frames to.
+// hijacker keeps the connection that websocket.Accept takes over.
 type hijacker struct {
 	http.ResponseWriter
 	conn net.Conn
@@ -310,23 +283,19 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // handleSubscribe upgrades a request to a WebSocket that receives every
 // event. It answers a request that is not a WebSocket handshake with a JSON
 // error, as every endpoint does.
-func handleSubscribe(h *hub, a *auth) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		_, err := a.caller(w, r, true)
-		if err == nil {
-			err = checkHandshake(w, r)
+func handleSubscribe(h *hub, a *auth) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if _, err := a.caller(w, r, true); err != nil {
+			return err
 		}
-		if err != nil {
-			writeError(w, err)
-			return
+		if err := checkHandshake(w, r); err != nil {
+			return err
 		}
 		hj := &hijacker{ResponseWriter: w}
-		c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
-			InsecureSkipVerify: true, // checkOrigin has run, and answers in JSON
-		})
+		c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{InsecureSkipVerify: true}) // checkOrigin has run
 		if err != nil {
 			h.log.Warn("WebSocket handshake failed", "remote", r.RemoteAddr, "err", err)
-			return
+			return nil
 		}
 		c.SetReadLimit(readLimit)
 		// A peer that stops reading must fill its queue soon, rather than
@@ -335,6 +304,7 @@ func handleSubscribe(h *hub, a *auth) http.HandlerFunc {
 			tc.SetWriteBuffer(sendBuffer)
 		}
 		h.join(&subscriber{conn: c, raw: hj.conn, remote: r.RemoteAddr, wake: make(chan struct{}, 1)})
+		return nil
 	}
 }
 
@@ -351,11 +321,9 @@ func checkHandshake(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		return errorf(http.StatusBadRequest, "Sec-WebSocket-Version must be 13, not %q", v)
 	}
-	keys := r.Header.Values("Sec-WebSocket-Key")
-	if len(keys) != 1 {
+	if keys := r.Header.Values("Sec-WebSocket-Key"); len(keys) != 1 {
 		return errorf(http.StatusBadRequest, "send exactly one Sec-WebSocket-Key header, not %d", len(keys))
-	}
-	if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(k) != 16 {
+	} else if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(k) != 16 {
 		return errorf(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64, not %q", keys[0])
 	}
 	return nil

@@ -71,34 +71,29 @@ type config struct {
 // loadConfig reads the settings; the error names every bad one.
 func loadConfig(getenv func(string) string) (config, error) {
 	cfg := config{host: getenv("HOST"), port: 8338, dataFile: cmp.Or(getenv("DATA_FILE"), "beers.jsonl"),
-		reportInterval: 10 * time.Second, pingInterval: 30 * time.Second, logFormat: "text"}
+		reportInterval: 10 * time.Second, pingInterval: 30 * time.Second, logFormat: cmp.Or(getenv("LOG_FORMAT"), "text")}
 	var errs []error
+	bad := func(name, use string) { errs = append(errs, fmt.Errorf("%s=%q: use %s", name, getenv(name), use)) }
 	if v := getenv("PORT"); v != "" {
-		p, err := strconv.Atoi(v)
-		if err != nil || p < 0 || p > 65535 {
-			errs = append(errs, fmt.Errorf("PORT=%q: use a port number from 0 to 65535", v))
+		var err error
+		if cfg.port, err = strconv.Atoi(v); err != nil || cfg.port < 0 || cfg.port > 65535 {
+			bad("PORT", "a port number from 0 to 65535")
 		}
-		cfg.port = p
 	}
 	if v := getenv("REPORT_INTERVAL"); v != "" {
-		d, err := parseInterval(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("REPORT_INTERVAL=%q: use a duration like 10s or 1m, or 0 for no periodic report", v))
+		var err error
+		if cfg.reportInterval, err = parseInterval(v); err != nil {
+			bad("REPORT_INTERVAL", "a duration like 10s or 1m, or 0 for no periodic report")
 		}
-		cfg.reportInterval = d
 	}
 	if v := getenv("PING_INTERVAL"); v != "" {
-		d, err := parseInterval(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("PING_INTERVAL=%q: use a duration like 30s or 5s", v))
+		var err error
+		if cfg.pingInterval, err = parseInterval(v); err != nil || cfg.pingInterval == 0 {
+			bad("PING_INTERVAL", "a duration like 30s or 5s")
 		}
-		cfg.pingInterval = d
 	}
-	if v := getenv("LOG_FORMAT"); v != "" {
-		if v != "text" && v != "json" {
-			errs = append(errs, fmt.Errorf("LOG_FORMAT=%q: use text or json", v))
-		}
-		cfg.logFormat = v
+	if cfg.logFormat != "text" && cfg.logFormat != "json" {
+		bad("LOG_FORMAT", "text or json")
 	}
 	for _, p := range strings.Split(getenv("ALLOWED_ORIGINS"), ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -116,7 +111,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return cfg, errors.Join(errs...)
 }
 
-// parseInterval reads a Go duration; a bare number is seconds.
+// parseInterval reads a Go duration from 0; a bare number is seconds.
 func parseInterval(v string) (time.Duration, error) {
 	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 && n < 1e9 {
 		return time.Duration(n * float64(time.Second)), nil
@@ -188,7 +183,12 @@ func shutdown(ctx context.Context, log *slog.Logger, srv *http.Server, h *hub, s
 		srv.Close()
 	}
 	stopHub()
-	if !h.wait(shutdownWait) {
+	<-h.done
+	gone := make(chan struct{})
+	go func() { h.conns.Wait(); close(gone) }()
+	select {
+	case <-gone:
+	case <-time.After(shutdownWait):
 		log.Warn("subscribers still open after the shutdown wait")
 	}
 }
@@ -200,7 +200,10 @@ func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http
 	mux.Handle("GET /api/beers", handleList(s))
 	mux.Handle("GET /api/beers/{id}", handleGet(s))
 	mux.Handle("DELETE /api/beers/{id}", handleDelete(j, cfg.auth))
-	mux.Handle("GET /api/report", handleReport(s))
+	mux.Handle("GET /api/report", apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		writeJSON(w, http.StatusOK, s.report())
+		return nil
+	}))
 	mux.Handle("GET /healthz", handleHealth(j))
 	mux.Handle("GET /debug/stats", handleStats(s, h))
 	mux.Handle("GET /sockets/beers", handleSubscribe(h, cfg.auth))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -443,36 +444,38 @@ func TestSIGTERM(t *testing.T) {
 	t.Parallel()
 	ts := startServerProcess(t, buildBinary(t, "."), filepath.Join(t.TempDir(), "beers.jsonl"))
 	sub := ts.subscribe(t)
-	before := ts.stats(t).Goroutines
-	body, send := io.Pipe()
-	answer := make(chan response, 1)
-	go func() {
-		req, _ := http.NewRequest("POST", ts.url+"/api/beers", body)
-		resp, err := new(http.Client).Do(req) // a connection of its own
-		if err != nil {
-			answer <- response{}
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		answer <- response{resp.StatusCode, resp.Header, b}
-	}()
-	send.Write([]byte(`{"tapId":1,`))
-	waitFor(t, 5*time.Second, "the request to be in flight", func() bool { return ts.stats(t).Goroutines > before })
+	// The request asks to be told to send its body, so that the handler is
+	// known to be running when the server is told to stop.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"tapId":1,"volume":500}`
+	fmt.Fprintf(conn, "POST /api/beers HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", len(body))
+	replies := bufio.NewReader(conn)
+	if line, err := replies.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("the server answered %q, %v; want 100 Continue", line, err)
+	}
+	replies.ReadString('\n') // the blank line after it
 	ts.proc.cmd.Process.Signal(syscall.SIGTERM)
 	waitFor(t, 5*time.Second, "the server to begin shutting down", func() bool {
 		return strings.Contains(ts.logs.String(), `"msg":"shutting down"`)
 	})
-	send.Write([]byte(`"volume":500}`))
-	send.Close()
-	r := <-answer
+	conn.Write([]byte(body))
+	resp, err := http.ReadResponse(replies, nil)
+	if err != nil {
+		t.Fatalf("reading the answer to the request in flight: %v", err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	r := response{resp.StatusCode, resp.Header, answer}
 	if r.status != 201 {
 		t.Fatalf("the request in flight got %d %s; want 201", r.status, r.body)
 	}
 	var b beerBody
 	decode(t, r, &b)
 	sub.nextPour(b.Beer)
-	_, err := sub.read(10 * time.Second)
+	_, err = sub.read(10 * time.Second)
 	if code := websocket.CloseStatus(err); code != websocket.StatusGoingAway {
 		t.Errorf("the subscriber's stream ended with %v; want close code 1001", err)
 	}

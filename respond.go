@@ -3,9 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // An apiError is an error answer: its status and a message that tells the
@@ -21,6 +25,15 @@ func errorf(status int, format string, args ...any) *apiError {
 	return &apiError{Status: status, Message: fmt.Sprintf(format, args...)}
 }
 
+// An apiFunc is a handler that returns the error it answers, if any.
+type apiFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (f apiFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := f(w, r); err != nil {
+		writeError(w, err)
+	}
+}
+
 // writeJSON answers v as JSON with the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
@@ -28,11 +41,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		writeError(w, err)
 		return
 	}
-	writeBody(w, status, body)
-}
-
-// writeBody answers body, which is JSON already, with the given status.
-func writeBody(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)+1))
@@ -47,19 +55,17 @@ func writeError(w http.ResponseWriter, err error) {
 	if !ok {
 		e = errorf(http.StatusInternalServerError, "internal error: %v", err)
 	}
-	body, _ := json.Marshal(e)
-	writeBody(w, e.Status, body)
+	writeJSON(w, e.Status, e)
 }
 
 // handleNoRoute answers what no route takes, as JSON like every other
 // error: 405 with an Allow header when the path takes other methods, or
-// 404. It is the mux's catch-all, so a good request is routed only once.
+// 404. It is the mux's catch-all.
 func handleNoRoute(mux *http.ServeMux) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var allow []string
 		for _, m := range []string{"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"} {
-			probe := &http.Request{Method: m, Host: r.Host, URL: r.URL}
-			if _, pattern := mux.Handler(probe); pattern != "/" {
+			if _, pattern := mux.Handler(&http.Request{Method: m, Host: r.Host, URL: r.URL}); pattern != "/" {
 				allow = append(allow, m)
 			}
 		}
@@ -71,4 +77,79 @@ func handleNoRoute(mux *http.ServeMux) http.HandlerFunc {
 		writeError(w, errorf(http.StatusNotFound,
 			"nothing at %s: the API is /api/beers, /api/beers/{id}, /api/report, /healthz and /sockets/beers; the dashboard is /", r.URL.Path))
 	}
+}
+
+// statusWriter remembers the status a handler answered, and what it adds
+// to the request's log line. Unwrap lets websocket.Accept reach the
+// connection.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	attrs  []slog.Attr
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// annotate adds attrs to the log line of the request that w answers.
+func annotate(w http.ResponseWriter, attrs ...slog.Attr) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.attrs = append(sw.attrs, attrs...)
+	}
+}
+
+// logRequests logs one line per request once it is answered: status,
+// method, path and query (with any token hidden), remote address,
+// duration, and what the handler added (the pour stored or deleted). A
+// WebSocket's line (101) comes when its handshake is done. A handler's
+// panic is a 500 and a log line with the stack, not a dropped connection.
+func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				writeError(sw, errorf(http.StatusInternalServerError, "internal error: the server failed on this request and logged why"))
+			}
+			log.LogAttrs(r.Context(), slog.LevelInfo, "request", append([]slog.Attr{
+				slog.Int("status", sw.status), slog.String("method", r.Method), slog.String("path", loggedPath(r.URL)),
+				slog.String("remote", r.RemoteAddr), slog.Duration("duration", time.Since(start))}, sw.attrs...)...)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// loggedPath is the path and query of u with the value of any token
+// parameter replaced, so that no secret reaches a log.
+func loggedPath(u *url.URL) string {
+	if u.RawQuery == "" {
+		return u.Path
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return u.Path + "?(unreadable query)"
+	}
+	for name := range q {
+		if strings.Contains(strings.ToLower(name), "token") {
+			q[name] = []string{"REDACTED"}
+		}
+	}
+	return u.Path + "?" + q.Encode()
 }

@@ -50,7 +50,7 @@ type tapPours struct {
 }
 
 func newStore() *store {
-	return &store{taps: make(map[int64]*tapPours), pourIDs: pourIndex{seed: maphash.MakeSeed()}}
+	return &store{taps: make(map[int64]*tapPours), pourIDs: pourIndex{seed: maphash.MakeSeed(), slots: make([]int32, 1024)}}
 }
 
 // A filter selects pours; its zero value selects every pour.
@@ -120,38 +120,31 @@ func (s *store) byPourID(tap int64, pourID string) (pour, bool) {
 // add stores p, whose id is higher than any before. The caller holds mu.
 func (s *store) add(p pour) {
 	s.pours = append(s.pours, p)
-	i := int32(len(s.pours) - 1)
-	s.keepPourID(i)
-	s.index(i)
+	s.index(int32(len(s.pours)-1), true)
 }
 
-// keepPourID remembers the pourId of the pour at position i, if it has one.
-func (s *store) keepPourID(i int32) {
-	if p := s.pours[i]; p.PourID != "" {
+// index puts the pour at position i into the pourId index and, if it is
+// stored, into the others.
+func (s *store) index(i int32, stored bool) {
+	p := s.pours[i]
+	if p.PourID != "" {
 		s.pourIDs.add(s.pours, i)
 	}
-}
-
-// index puts the pour at position i into the indexes.
-func (s *store) index(i int32) {
-	p := s.pours[i]
-	t := s.tap(p.Tap)
+	if !stored {
+		s.graves += min(len(p.PourID), 1)
+		return
+	}
+	t := s.taps[p.Tap]
+	if t == nil {
+		t = &tapPours{}
+		s.taps[p.Tap] = t
+	}
 	for _, x := range []*index{&s.stored, &t.index} {
 		x.all = append(x.all, i)
 		x.byGlass[p.Glass] = append(x.byGlass[p.Glass], i)
 	}
 	t.microlitres += microlitres(p.Volume)
 	s.microlitres += microlitres(p.Volume)
-}
-
-// tap returns what the store knows of a tap, adding the tap if need be.
-func (s *store) tap(id int64) *tapPours {
-	t := s.taps[id]
-	if t == nil {
-		t = &tapPours{}
-		s.taps[id] = t
-	}
-	return t
 }
 
 // remove deletes the stored pour with the given id. The caller holds mu.
@@ -168,9 +161,7 @@ func (s *store) remove(id int64) {
 	}
 	t.microlitres -= microlitres(p.Volume)
 	s.microlitres -= microlitres(p.Volume)
-	if p.PourID != "" {
-		s.graves++
-	}
+	s.graves += min(len(p.PourID), 1)
 }
 
 func deletePosition(list []int32, i int32) []int32 {
@@ -187,14 +178,8 @@ func (s *store) load(pours []pour, deleted []bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pours = pours
-	for i, p := range pours {
-		s.keepPourID(int32(i))
-		switch {
-		case !deleted[i]:
-			s.index(int32(i))
-		case p.PourID != "":
-			s.graves++
-		}
+	for i := range pours {
+		s.index(int32(i), !deleted[i])
 	}
 }
 
@@ -211,7 +196,7 @@ type pourIndex struct {
 
 // find returns the position of the pour named key.
 func (x *pourIndex) find(pours []pour, key pourKey) (int32, bool) {
-	for h := x.home(key); len(x.slots) > 0 && x.slots[h] != 0; h = (h + 1) % len(x.slots) {
+	for h := x.home(key); x.slots[h] != 0; h = (h + 1) % len(x.slots) {
 		if i := x.slots[h] - 1; pours[i].Tap == key.tap && pours[i].PourID == key.pourID {
 			return i, true
 		}
@@ -223,7 +208,7 @@ func (x *pourIndex) find(pours []pour, key pourKey) (int32, bool) {
 func (x *pourIndex) add(pours []pour, i int32) {
 	if 2*(x.n+1) > len(x.slots) {
 		old := x.slots
-		x.slots, x.n = make([]int32, max(1024, 2*len(old))), 0
+		x.slots, x.n = make([]int32, 2*len(old)), 0
 		for _, slot := range old {
 			if slot != 0 {
 				x.add(pours, slot-1)
@@ -240,9 +225,6 @@ func (x *pourIndex) add(pours []pour, i int32) {
 
 // home is the slot where a probe for key starts.
 func (x *pourIndex) home(key pourKey) int {
-	if len(x.slots) == 0 {
-		return 0
-	}
 	return int(maphash.Comparable(x.seed, key) & uint64(len(x.slots)-1))
 }
 
