@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -76,18 +78,14 @@ func loadAuth(getenv func(string) string) (*auth, error) {
 
 // logMode says at start-up how the server is protected.
 func (a *auth) logMode(log *slog.Logger) {
-	taps := len(a.tokens)
-	for _, who := range a.tokens {
-		if who.admin {
-			log.Info("authentication is on", "taps", taps-1)
-			return
-		}
-	}
-	if taps == 0 {
+	switch taps := len(a.tokens); {
+	case taps == 0:
 		log.Warn("authentication is off: anyone who can reach the server may pour, delete and subscribe; set TAP_TOKENS and ADMIN_TOKEN to protect it")
-		return
+	case !slices.Contains(slices.Collect(maps.Values(a.tokens)), caller{admin: true}):
+		log.Warn("ADMIN_TOKEN is not set: nobody can delete pours", "taps", taps)
+	default:
+		log.Info("authentication is on", "taps", taps-1)
 	}
-	log.Warn("ADMIN_TOKEN is not set: nobody can delete pours", "taps", taps)
 }
 
 // caller returns who sent r: a bearer token in the Authorization header
@@ -105,15 +103,14 @@ func (a *auth) caller(w http.ResponseWriter, r *http.Request, allowQuery bool) (
 	if token = strings.TrimSpace(token); token == "" && allowQuery {
 		token = r.URL.Query().Get("token")
 	}
-	hint := ""
-	if allowQuery {
-		hint = " or ?token=<token>"
-	}
 	who, known := a.tokens[sha256.Sum256([]byte(token))]
 	switch {
+	case token == "" && allowQuery:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="altair"`)
+		return caller{}, errorf(http.StatusUnauthorized, "this needs a token: send Authorization: Bearer <token> or ?token=<token>")
 	case token == "":
 		w.Header().Set("WWW-Authenticate", `Bearer realm="altair"`)
-		return caller{}, errorf(http.StatusUnauthorized, "this needs a token: send Authorization: Bearer <token>%s", hint)
+		return caller{}, errorf(http.StatusUnauthorized, "this needs a token: send Authorization: Bearer <token>")
 	case !known:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="altair", error="invalid_token"`)
 		return caller{}, errorf(http.StatusUnauthorized, "the token is not a tap's or the admin's: check the token")
@@ -161,9 +158,6 @@ func originAllowed(origin, host string, patterns []string) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, host) {
-		return true
-	}
 	for _, p := range patterns {
 		target := u.Host
 		if strings.Contains(p, "://") {
@@ -173,5 +167,5 @@ func originAllowed(origin, host string, patterns []string) bool {
 			return true
 		}
 	}
-	return false
+	return strings.EqualFold(u.Host, host)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,14 +54,12 @@ func (g *glass) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// An example pour, for error messages.
-const examplePour = `{"tapId":1,"volume":500}`
-
-// maxBody is the largest POST body taken; a pour needs a few dozen bytes.
-const maxBody = 64 << 10
-
-// maxPourID is the longest pourId taken.
-const maxPourID = 64
+// What a POST may send.
+const (
+	examplePour = `{"tapId":1,"volume":500}` // for error messages
+	maxBody     = 64 << 10                   // the largest body taken; a pour needs a few dozen bytes
+	maxPourID   = 64                         // the longest pourId taken
+)
 
 // readPour reads and checks the body of a POST: 400 when it is not one
 // JSON object of a pour's fields with the right JSON types, 413 when it is
@@ -76,21 +75,24 @@ func readPour(w http.ResponseWriter, r *http.Request) (pour, error) {
 	return parsePour(body)
 }
 
-// parsePour checks a POST body as readPour says. A 422 names every
-// problem at once.
+// parsePour checks a POST body as readPour says; a 422 names every problem.
 func parsePour(body []byte) (pour, error) {
 	fields, err := objectFields(body, "tapId", "volume", "pourId")
 	if err != nil {
 		return pour{}, err
 	}
-	tap, err := numberField(fields, "tapId", "the id of the tap, a whole number from 1")
-	if err != nil {
-		return pour{}, err
+	var numbers [2]string // tapId and volume
+	for i, f := range [][2]string{{"tapId", "the id of the tap, a whole number from 1"}, {"volume", "the millilitres poured, from 100 to 1000"}} {
+		raw, ok := fields[f[0]]
+		switch {
+		case !ok:
+			return pour{}, errorf(http.StatusBadRequest, "missing field %q: %s", f[0], f[1])
+		case kindOf(raw) != "a number":
+			return pour{}, errorf(http.StatusBadRequest, "%s must be a number (%s), not %s", f[0], f[1], kindOf(raw))
+		}
+		numbers[i] = string(raw)
 	}
-	vol, err := numberField(fields, "volume", "the millilitres poured, from 100 to 1000")
-	if err != nil {
-		return pour{}, err
-	}
+	tap, vol := numbers[0], numbers[1]
 	var p pour
 	raw, pourID := fields["pourId"]
 	if pourID = pourID && string(raw) != "null"; pourID && json.Unmarshal(raw, &p.PourID) != nil {
@@ -121,13 +123,10 @@ func parsePour(body []byte) (pour, error) {
 	return p, nil
 }
 
-// validPourID reports whether s is 1 to maxPourID letters, digits or -_.:
-// characters.
+// validPourID reports whether s is 1 to maxPourID letters, digits or -_.: characters.
 func validPourID(s string) bool {
-	return len(s) >= 1 && len(s) <= maxPourID && strings.Trim(s, pourIDChars) == ""
+	return len(s) >= 1 && len(s) <= maxPourID && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") == ""
 }
-
-const pourIDChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:"
 
 // objectFields returns the raw values of body's fields. The body must be
 // exactly one JSON object whose fields are among names, matched exactly
@@ -142,11 +141,25 @@ func objectFields(body []byte, names ...string) (map[string]json.RawMessage, err
 			return nil, errorf(http.StatusBadRequest, "unknown field %q: a pour has only the fields %s", name, strings.Join(names, ", "))
 		}
 	}
-	if members(body) != len(fields) {
-		return nil, repeatedField(body)
+	var seen struct { // each field's count, as a map keeps only the last of two
+		TapID  counted `json:"tapId"`
+		Volume counted `json:"volume"`
+		PourID counted `json:"pourId"`
+	}
+	json.Unmarshal(body, &seen)
+	counts := map[string]counted{"tapId": seen.TapID, "volume": seen.Volume, "pourId": seen.PourID}
+	for _, name := range names {
+		if counts[name] > 1 {
+			return nil, errorf(http.StatusBadRequest, "field %q appears twice: send it once", name)
+		}
 	}
 	return fields, nil
 }
+
+// counted counts how often a field is decoded.
+type counted int
+
+func (c *counted) UnmarshalJSON([]byte) error { *c++; return nil }
 
 // notAnObject says why body is not one JSON object.
 func notAnObject(body []byte) error {
@@ -165,80 +178,10 @@ func notAnObject(body []byte) error {
 	return errorf(http.StatusBadRequest, "there is more after the JSON object: send one object like %s", examplePour)
 }
 
-// members counts the members of body, a valid JSON object.
-func members(body []byte) int {
-	n, depth, inString := 0, 0, false
-	for i := 0; i < len(body); i++ {
-		switch c := body[i]; {
-		case inString && c == '\\':
-			i++
-		case inString:
-			inString = c != '"'
-		case c == '"':
-			inString = true
-			if depth == 1 && n == 0 {
-				n = 1 // the first member's name
-			}
-		case c == '{' || c == '[':
-			depth++
-		case c == '}' || c == ']':
-			depth--
-		case c == ',' && depth == 1:
-			n++
-		}
-	}
-	return n
-}
-
-// repeatedField names the field that body, a valid JSON object, has twice.
-func repeatedField(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.Token()
-	seen := make(map[string]bool)
-	for dec.More() {
-		t, _ := dec.Token()
-		if seen[t.(string)] {
-			return errorf(http.StatusBadRequest, "field %q appears twice: send it once", t)
-		}
-		seen[t.(string)] = true
-		var v json.RawMessage
-		dec.Decode(&v)
-	}
-	return nil // not reached: members counted a field twice
-}
-
-// numberField returns the raw JSON number of a required field.
-func numberField(fields map[string]json.RawMessage, name, what string) (string, error) {
-	raw, ok := fields[name]
-	switch {
-	case !ok:
-		return "", errorf(http.StatusBadRequest, "missing field %q: %s", name, what)
-	case kindOf(raw) != "a number":
-		return "", errorf(http.StatusBadRequest, "%s must be a number (%s), not %s", name, what, kindOf(raw))
-	}
-	return string(raw), nil
-}
-
 // kindOf names the JSON type of a valid raw value, for error messages.
 func kindOf(raw []byte) string {
-	switch raw[0] {
-	case '"':
-		return "a string"
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
-
-// A beerAnswer is the answer about one pour: {"beer": {...}}.
-type beerAnswer struct {
-	Beer pour `json:"beer"`
+	kinds := map[byte]string{'"': "a string", '{': "an object", '[': "an array", 't': "a boolean", 'f': "a boolean", 'n': "null"}
+	return cmp.Or(kinds[raw[0]], "a number")
 }
 
 // handleCreate stores a pour: 201 and the pour, or 200 and the pour the
@@ -264,7 +207,7 @@ func handleCreate(j *journal, a *auth) apiFunc {
 			w.Header().Set("Location", "/api/beers/"+strconv.FormatInt(p.ID, 10))
 		}
 		annotate(w, slog.Int64("id", p.ID), slog.Int64("tap", p.Tap), slog.String("glass", p.Glass.String()), slog.Float64("volume", p.Volume))
-		writeJSON(w, status, beerAnswer{p})
+		writeJSON(w, status, map[string]pour{"beer": p})
 		return nil
 	}
 }
@@ -280,7 +223,7 @@ func handleGet(s *store) apiFunc {
 		if !ok {
 			return noSuchPour(r.PathValue("id"))
 		}
-		writeJSON(w, http.StatusOK, beerAnswer{p})
+		writeJSON(w, http.StatusOK, map[string]pour{"beer": p})
 		return nil
 	}
 }
@@ -292,11 +235,8 @@ func handleDelete(j *journal, a *auth) apiFunc {
 		if err == nil {
 			err = who.mayDelete()
 		}
-		var id int64
-		if err == nil {
-			id, err = parseID(r.PathValue("id"))
-		}
-		if err == nil {
+		id, badID := parseID(r.PathValue("id"))
+		if err = cmp.Or(err, badID); err == nil {
 			err = j.delete(id)
 		}
 		if err == errNotFound {
@@ -310,8 +250,7 @@ func handleDelete(j *journal, a *auth) apiFunc {
 	}
 }
 
-// parseID reads a pour id from a path. An id too large to be issued is
-// still an id, of no pour: -1.
+// parseID reads a pour id from a path; one too large to be issued is -1.
 func parseID(s string) (int64, error) {
 	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
 		return 0, errorf(http.StatusBadRequest, "pour id %q is not a number: ids are whole numbers from 1", s)
@@ -373,11 +312,7 @@ func handleList(s *store) apiFunc {
 				return err
 			}
 		}
-		offset := (page - 1) * size
-		if page-1 > math.MaxInt/size {
-			offset = math.MaxInt
-		}
-		pours, total := s.page(f, offset, size)
+		pours, total := s.page(f, min(page-1, math.MaxInt/size)*size, size)
 		writeJSON(w, http.StatusOK, pageAnswer{pours, page, size, total})
 		return nil
 	}
@@ -390,4 +325,9 @@ func intParam(name, value string, most int) (int, error) {
 		return 0, errorf(http.StatusBadRequest, "%s=%q is not valid: use a whole number from 1 to %d", name, value, most)
 	}
 	return n, nil
+}
+
+// handleReport answers the report of the pours stored now.
+func handleReport(s *store) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.report()) }
 }

@@ -54,23 +54,22 @@ type hub struct {
 	ping     time.Duration // PING_INTERVAL: how often each subscriber is pinged, to find dead peers
 	log      *slog.Logger  // connects, disconnects and drops
 
-	stream      chan message     // events and joins, in the stream's order
-	leaves      chan *subscriber // subscribers whose connection has ended
-	done        chan struct{}    // closed once run has closed every subscriber and returned
-	conns       sync.WaitGroup   // subscribers being served
-	subscribers atomic.Int64     // how many, for /debug/stats
+	stream      chan message   // events, joins and leaves, in the stream's order
+	done        chan struct{}  // closed once run has closed every subscriber and returned
+	conns       sync.WaitGroup // subscribers being served
+	subscribers atomic.Int64   // how many, for /debug/stats
 }
 
-// A message is an event's frame for every subscriber, or a subscriber
-// that joins the stream with its first report queued.
+// A message is an event's frame for every subscriber, a subscriber that
+// joins the stream with its first report queued, or one that leaves it.
 type message struct {
-	frame []byte
-	join  *subscriber
+	frame       []byte
+	join, leave *subscriber
 }
 
 func newHub(s *store, interval, ping time.Duration, log *slog.Logger) *hub {
 	return &hub{store: s, interval: interval, ping: ping, log: log,
-		stream: make(chan message, maxBatch), leaves: make(chan *subscriber), done: make(chan struct{})}
+		stream: make(chan message, maxBatch), done: make(chan struct{})}
 }
 
 // A subscriber is one WebSocket connection and the events waiting for it.
@@ -98,6 +97,8 @@ func (h *hub) run(ctx context.Context) {
 		case m := <-h.stream:
 			if m.join != nil {
 				subs[m.join] = struct{}{}
+			}
+			if delete(subs, m.leave); m.frame == nil {
 				break
 			}
 			for s := range subs {
@@ -106,8 +107,6 @@ func (h *hub) run(ctx context.Context) {
 					h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", maxQueue)
 				}
 			}
-		case s := <-h.leaves:
-			delete(subs, s)
 		case <-ctx.Done():
 			for s := range subs {
 				h.drop(subs, s, websocket.StatusGoingAway, "the server is shutting down")
@@ -139,8 +138,7 @@ func (h *hub) publish(e event) {
 	}
 }
 
-// sendReports puts a report of the store in the stream each interval,
-// until ctx ends.
+// sendReports puts a report of the store in the stream each interval.
 func (h *hub) sendReports(ctx context.Context) {
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
@@ -175,7 +173,7 @@ func (h *hub) join(s *subscriber) {
 		defer h.conns.Done()
 		err := s.serve(h.ping)
 		select {
-		case h.leaves <- s:
+		case h.stream <- message{leave: s}:
 		case <-h.done:
 		}
 		h.log.Info("subscriber disconnected", "remote", s.remote, "reason", err)
@@ -236,13 +234,11 @@ func (s *subscriber) serve(pingEvery time.Duration) error {
 	}
 }
 
-// The fast path. An event is encoded once, as a whole WebSocket frame,
-// and the same bytes are queued for every subscriber; a subscriber's
-// goroutine writes everything that waits for it in one call, straight to
-// the connection. Frames never interleave with the library's own control
-// frames (pings, pongs, closes), as each of those is one write of its own
-// and the connection writes each write whole. BENCHMARKS.md shows what
-// this buys over one conn.Write per event.
+// The fast path (BENCHMARKS.md has what it buys over a conn.Write per
+// event). An event is encoded once as a whole WebSocket frame, shared by
+// every queue, and a subscriber's goroutine writes all that waits for it
+// in one call to the connection. The library's control frames (pings,
+// pongs, closes) never land inside one: each is a write of its own too.
 
 // frame returns e as an unmasked WebSocket text frame (RFC 6455, 5.2).
 func frame(e event) []byte {
@@ -311,7 +307,8 @@ func handleSubscribe(h *hub, a *auth) apiFunc {
 // checkHandshake checks what websocket.Accept checks, so that the caller
 // gets a JSON error that says what to change.
 func checkHandshake(w http.ResponseWriter, r *http.Request) error {
-	if !headerHas(r.Header, "Connection", "upgrade") || !headerHas(r.Header, "Upgrade", "websocket") || !r.ProtoAtLeast(1, 1) {
+	connection := strings.ToLower(strings.Join(r.Header.Values("Connection"), ","))
+	if !strings.Contains(connection, "upgrade") || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || !r.ProtoAtLeast(1, 1) {
 		w.Header().Set("Upgrade", "websocket")
 		w.Header().Set("Connection", "Upgrade")
 		return errorf(http.StatusUpgradeRequired,
@@ -321,22 +318,9 @@ func checkHandshake(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		return errorf(http.StatusBadRequest, "Sec-WebSocket-Version must be 13, not %q", v)
 	}
-	if keys := r.Header.Values("Sec-WebSocket-Key"); len(keys) != 1 {
-		return errorf(http.StatusBadRequest, "send exactly one Sec-WebSocket-Key header, not %d", len(keys))
-	} else if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(k) != 16 {
-		return errorf(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64, not %q", keys[0])
+	key := r.Header.Values("Sec-WebSocket-Key")
+	if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key"))); err != nil || len(k) != 16 || len(key) != 1 {
+		return errorf(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64, sent once, not %q", key)
 	}
 	return nil
-}
-
-// headerHas reports whether a comma-separated header lists token, ignoring case.
-func headerHas(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }

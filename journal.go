@@ -52,15 +52,15 @@ type journal struct {
 	publish func(event)  // the hub's; called under the store's lock
 	log     *slog.Logger //
 
-	changes chan *change          // changes waiting for the writer
-	quit    chan struct{}         // closed by close to stop the writer
-	closing sync.Once             // makes close safe to call twice
+	changes chan *change          // changes waiting for the writer; closed by close
 	done    chan struct{}         // closed once the writer has stopped
 	failed  atomic.Pointer[error] // why every change is refused, once a write failed
-	inline  sync.Mutex            // held by a change that commits on its own goroutine
+	mu      sync.RWMutex          // read-held to hand a change to the writer; held to commit one without it, or to close
+	closed  bool                  // close was called; guarded by mu
 
-	// The writer's (or inline's, without a file).
+	// The writer's, or without a file the holder's of mu.
 	file      *os.File            // the journal, open for appending
+	lock      *os.File            // locked while the journal is open, to keep other servers out
 	size      int64               // bytes in file
 	records   int                 // lines in file
 	lastID    int64               // the highest pour id ever issued
@@ -89,24 +89,15 @@ var (
 // refused, through a lock on path.lock.
 func openJournal(path string, s *store, publish func(event), log *slog.Logger) (*journal, error) {
 	j := &journal{store: s, publish: publish, log: log, compactAt: compactMin,
-		changes: make(chan *change, maxBatch), quit: make(chan struct{}), done: make(chan struct{}),
+		changes: make(chan *change, maxBatch), done: make(chan struct{}),
 		batchIDs: make(map[pourKey]*change), deleting: make(map[int64]bool)}
-	var lock *os.File
 	if path != memoryOnly {
 		j.path = path
-		var err error
-		if lock, err = j.open(); err != nil {
+		if err := j.open(); err != nil {
 			return nil, fmt.Errorf("DATA_FILE=%s: %w", path, err)
 		}
 	}
-	go func() {
-		j.run()
-		if j.file != nil {
-			j.file.Close()
-			lock.Close()
-		}
-		close(j.done)
-	}()
+	go j.run()
 	return j, nil
 }
 
@@ -132,57 +123,49 @@ func (j *journal) delete(id int64) error {
 // on its own goroutine: two goroutine switches less (BENCHMARKS.md).
 func (j *journal) submit(c *change) error {
 	if j.path == "" {
-		j.inline.Lock()
-		defer j.inline.Unlock()
-		select {
-		case <-j.quit:
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		if j.closed {
 			return errStopped
-		default:
-			j.commit([]*change{c})
-			return c.err
 		}
+		j.commit([]*change{c})
+		return c.err
 	}
-	select {
-	case j.changes <- c:
-	case <-j.quit:
+	j.mu.RLock()
+	if j.closed {
+		j.mu.RUnlock()
 		return errStopped
 	}
-	select {
-	case <-c.done:
-		return c.err
-	case <-j.done: // it stopped, perhaps without taking c
-		select {
-		case <-c.done:
-			return c.err
-		default:
-			return errStopped
-		}
-	}
+	j.changes <- c
+	j.mu.RUnlock()
+	<-c.done
+	return c.err
 }
 
-// close stops the writer once it has committed what it took, and closes
-// the journal file.
+// close commits every change the writer was given, and closes the file.
 func (j *journal) close() {
-	j.closing.Do(func() { close(j.quit) })
+	j.mu.Lock()
+	if !j.closed {
+		j.closed = true
+		close(j.changes)
+	}
+	j.mu.Unlock()
 	<-j.done
 }
 
-// run is the writer goroutine's loop.
+// run is the writer goroutine.
 func (j *journal) run() {
-	for {
-		select {
-		case c := <-j.changes:
-			batch := []*change{c}
-			for len(batch) < maxBatch && len(j.changes) > 0 {
-				batch = append(batch, <-j.changes)
-			}
-			j.commit(batch)
-		case <-j.quit:
-			for len(j.changes) > 0 {
-				j.commit([]*change{<-j.changes})
-			}
-			return
+	defer close(j.done)
+	for c := range j.changes {
+		batch := []*change{c}
+		for len(batch) < maxBatch && len(j.changes) > 0 {
+			batch = append(batch, <-j.changes)
 		}
+		j.commit(batch)
+	}
+	if j.file != nil {
+		j.file.Close()
+		j.lock.Close()
 	}
 }
 
@@ -248,7 +231,7 @@ func (j *journal) decide(c *change, lines []byte) []byte {
 		case ok && before.Volume != p.Volume:
 			c.err = errorf(http.StatusConflict,
 				"tap %d already stored pourId %q as pour %d of %s ml, not %s ml: give a new pour a new pourId",
-				p.Tap, p.PourID, before.ID, formatML(before.Volume), formatML(p.Volume))
+				p.Tap, p.PourID, before.ID, strconv.FormatFloat(before.Volume, 'f', -1, 64), strconv.FormatFloat(p.Volume, 'f', -1, 64))
 			return lines
 		case ok:
 			c.pour, c.status = before, http.StatusOK
@@ -260,8 +243,6 @@ func (j *journal) decide(c *change, lines []byte) []byte {
 	c.pour.ID, c.pour.At, c.status = j.lastID, stamp(time.Now().UnixMilli()), http.StatusCreated
 	return j.appendRecord(lines, record{Op: "pour", Pour: &c.pour})
 }
-
-func formatML(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 // appendRecord appends rec as a line, when the journal keeps a file.
 func (j *journal) appendRecord(lines []byte, rec record) []byte {
@@ -309,13 +290,13 @@ func (j *journal) failure() error {
 
 // open takes the journal's lock, removes what an interrupted compaction
 // left, replays the journal into the store and compacts it when worth it.
-func (j *journal) open() (lock *os.File, err error) {
-	if lock, err = os.OpenFile(j.path+".lock", os.O_RDWR|os.O_CREATE, 0o644); err != nil {
-		return nil, err
+func (j *journal) open() (err error) {
+	if j.lock, err = os.OpenFile(j.path+".lock", os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		return err
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("journal %s is in use by another server (lock %s: %w)", j.path, lock.Name(), err)
+	if err := syscall.Flock(int(j.lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		j.lock.Close()
+		return fmt.Errorf("journal %s is in use by another server (lock %s: %w)", j.path, j.lock.Name(), err)
 	}
 	left, _ := filepath.Glob(j.path + ".compact-*")
 	for _, name := range left {
@@ -332,14 +313,14 @@ func (j *journal) open() (lock *os.File, err error) {
 		}
 	}
 	if err != nil {
-		lock.Close()
-		return nil, err
+		j.lock.Close()
+		return err
 	}
 	j.log.Info("replayed the journal", "file", j.path, "records", j.records, "pours", len(j.store.stored.all), "duration", time.Since(start))
 	if j.worthCompacting() {
 		j.compact()
 	}
-	return lock, nil
+	return nil
 }
 
 // replay reads every record of the journal file into the store. A last
@@ -362,8 +343,13 @@ func (j *journal) replay() error {
 		if perr == nil {
 			pours, deleted, perr = j.replayRecord(rec, pours, deleted)
 		}
-		if _, next := r.Peek(1); perr != nil && next == io.EOF {
-			return j.cutTornTail(line, len(data), perr)
+		if _, next := r.Peek(1); perr != nil && next == io.EOF { // torn by a crash before it was acknowledged
+			if err := cmp.Or(j.file.Truncate(j.size), j.file.Sync()); err != nil {
+				return fmt.Errorf("cut the torn last line %d of %s: %w", line, j.path, err)
+			}
+			j.log.Warn("cut off the journal's last line, torn by a crash before it was acknowledged",
+				"file", j.path, "line", line, "bytes", len(data), "err", perr)
+			return nil
 		} else if perr != nil {
 			return fmt.Errorf("journal %s line %d is corrupt (%w); it is not the last line, so no crash tore it: repair or move the file, then start again", j.path, line, perr)
 		}
@@ -409,17 +395,6 @@ func (j *journal) replayRecord(rec record, pours []pour, deleted []bool) ([]pour
 	return append(pours, *p), append(deleted, rec.Op == "deleted"), nil
 }
 
-// cutTornTail cuts off the last line, which a crash tore before it was
-// acknowledged.
-func (j *journal) cutTornTail(line, n int, why error) error {
-	if err := cmp.Or(j.file.Truncate(j.size), j.file.Sync()); err != nil {
-		return fmt.Errorf("cut the torn last line %d of %s: %w", line, j.path, err)
-	}
-	j.log.Warn("cut off the journal's last line, torn by a crash before it was acknowledged",
-		"file", j.path, "line", line, "bytes", n, "err", why)
-	return nil
-}
-
 // syncDir makes the creation or renaming of the file at path durable.
 func syncDir(path string) error {
 	d, err := os.Open(filepath.Dir(path))
@@ -430,8 +405,7 @@ func syncDir(path string) error {
 	return d.Sync()
 }
 
-// worthCompacting reports whether more than half of the journal's records
-// are no longer needed.
+// worthCompacting reports whether over half the journal's records are dead.
 func (j *journal) worthCompacting() bool {
 	needed := len(j.store.stored.all) + j.store.graves + 1
 	return j.records >= j.compactAt && j.records-needed > j.records/2
@@ -468,17 +442,17 @@ func (j *journal) compact() {
 			os.Remove(f.Name())
 		}
 	}
-	if err != nil {
-		j.log.Error("journal compaction failed; the journal is unchanged", "file", j.path, "err", err)
-		j.compactAt = j.records + j.records/2 // not again at once
+	if err == nil {
+		j.file.Close()
+		j.file, j.records = f, records
+		j.size, _ = f.Seek(0, io.SeekCurrent)
+		if err = syncDir(j.path); err != nil {
+			j.fail(err) // the rename may not survive a crash, and the old journal lacks what comes next
+			return
+		}
+		j.log.Info("compacted the journal", "file", j.path, "records", j.records, "bytes", j.size)
 		return
 	}
-	j.file.Close()
-	j.file, j.records = f, records
-	j.size, _ = f.Seek(0, io.SeekCurrent)
-	if err := syncDir(j.path); err != nil {
-		j.fail(err) // the rename may not survive a crash, and the old journal lacks what comes next
-		return
-	}
-	j.log.Info("compacted the journal", "file", j.path, "records", j.records, "bytes", j.size)
+	j.log.Error("journal compaction failed; the journal is unchanged", "file", j.path, "err", err)
+	j.compactAt = j.records + j.records/2 // not again at once
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,16 +38,16 @@ func main() {
 // healthcheck asks the server on this machine whether it is healthy, for
 // container health checks in images that have no curl: 0 yes, 1 no.
 func healthcheck(getenv func(string) string) int {
-	port := cmp.Or(getenv("PORT"), "8338")
 	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://127.0.0.1:" + port + "/healthz")
+	resp, err := c.Get("http://127.0.0.1:" + cmp.Or(getenv("PORT"), "8338") + "/healthz")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			err = errors.New(resp.Status)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "healthcheck:", err)
-		return 1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(os.Stderr, "healthcheck:", resp.Status)
 		return 1
 	}
 	return 0
@@ -70,27 +71,27 @@ type config struct {
 
 // loadConfig reads the settings; the error names every bad one.
 func loadConfig(getenv func(string) string) (config, error) {
-	cfg := config{host: getenv("HOST"), port: 8338, dataFile: cmp.Or(getenv("DATA_FILE"), "beers.jsonl"),
-		reportInterval: 10 * time.Second, pingInterval: 30 * time.Second, logFormat: cmp.Or(getenv("LOG_FORMAT"), "text")}
+	cfg := config{host: getenv("HOST"), dataFile: cmp.Or(getenv("DATA_FILE"), "beers.jsonl"),
+		logFormat: cmp.Or(getenv("LOG_FORMAT"), "text")}
 	var errs []error
 	bad := func(name, use string) { errs = append(errs, fmt.Errorf("%s=%q: use %s", name, getenv(name), use)) }
-	if v := getenv("PORT"); v != "" {
-		var err error
-		if cfg.port, err = strconv.Atoi(v); err != nil || cfg.port < 0 || cfg.port > 65535 {
-			bad("PORT", "a port number from 0 to 65535")
+	// interval reads a Go duration, or a bare number of seconds, of least or more.
+	interval := func(name string, def, least time.Duration, use string) time.Duration {
+		v := getenv(name)
+		d, err := time.ParseDuration(cmp.Or(v, def.String()))
+		if n, nerr := strconv.ParseFloat(v, 64); nerr == nil && n < 1e9 {
+			d, err = time.Duration(n*float64(time.Second)), nil
 		}
+		if err != nil || d < least {
+			bad(name, use)
+		}
+		return d
 	}
-	if v := getenv("REPORT_INTERVAL"); v != "" {
-		var err error
-		if cfg.reportInterval, err = parseInterval(v); err != nil {
-			bad("REPORT_INTERVAL", "a duration like 10s or 1m, or 0 for no periodic report")
-		}
-	}
-	if v := getenv("PING_INTERVAL"); v != "" {
-		var err error
-		if cfg.pingInterval, err = parseInterval(v); err != nil || cfg.pingInterval == 0 {
-			bad("PING_INTERVAL", "a duration like 30s or 5s")
-		}
+	cfg.reportInterval = interval("REPORT_INTERVAL", 10*time.Second, 0, "a duration like 10s or 1m, or 0 for no periodic report")
+	cfg.pingInterval = interval("PING_INTERVAL", 30*time.Second, time.Millisecond, "a duration like 30s or 5s")
+	port, err := strconv.Atoi(cmp.Or(getenv("PORT"), "8338"))
+	if cfg.port = port; err != nil || port < 0 || port > 65535 {
+		bad("PORT", "a port number from 0 to 65535")
 	}
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
 		bad("LOG_FORMAT", "text or json")
@@ -104,23 +105,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		cfg.allowedOrigins = append(cfg.allowedOrigins, p)
 	}
-	var err error
 	if cfg.auth, err = loadAuth(getenv); err != nil {
 		errs = append(errs, err)
 	}
 	return cfg, errors.Join(errs...)
-}
-
-// parseInterval reads a Go duration from 0; a bare number is seconds.
-func parseInterval(v string) (time.Duration, error) {
-	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 && n < 1e9 {
-		return time.Duration(n * float64(time.Second)), nil
-	}
-	d, err := time.ParseDuration(v)
-	if err == nil && d < 0 {
-		err = errors.New("negative")
-	}
-	return d, err
 }
 
 // run is the whole server: it serves until ctx ends, then shuts down
@@ -146,15 +134,9 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("PORT=%d: %w", cfg.port, err)
 	}
-	srv := &http.Server{
-		Handler:           newHandler(log, cfg, s, j, h),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := &http.Server{Handler: newHandler(log, cfg, s, j, h), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 16 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
 	go h.run(hubCtx)
@@ -166,16 +148,9 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		return err
 	case <-ctx.Done():
 	}
+	// Shutting down: requests in flight finish, then every subscriber is
+	// closed with 1001, then the journal.
 	log.Info("shutting down")
-	shutdown(ctx, log, srv, h, stopHub)
-	j.close()
-	log.Info("stopped")
-	return nil
-}
-
-// shutdown lets in-flight requests finish, then closes every subscriber
-// with 1001. The journal is closed after it by run.
-func shutdown(ctx context.Context, log *slog.Logger, srv *http.Server, h *hub, stopHub func()) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -191,6 +166,9 @@ func shutdown(ctx context.Context, log *slog.Logger, srv *http.Server, h *hub, s
 	case <-time.After(shutdownWait):
 		log.Warn("subscribers still open after the shutdown wait")
 	}
+	j.close()
+	log.Info("stopped")
+	return nil
 }
 
 // newHandler lists every route.
@@ -200,10 +178,7 @@ func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http
 	mux.Handle("GET /api/beers", handleList(s))
 	mux.Handle("GET /api/beers/{id}", handleGet(s))
 	mux.Handle("DELETE /api/beers/{id}", handleDelete(j, cfg.auth))
-	mux.Handle("GET /api/report", apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		writeJSON(w, http.StatusOK, s.report())
-		return nil
-	}))
+	mux.Handle("GET /api/report", handleReport(s))
 	mux.Handle("GET /healthz", handleHealth(j))
 	mux.Handle("GET /debug/stats", handleStats(s, h))
 	mux.Handle("GET /sockets/beers", handleSubscribe(h, cfg.auth))
@@ -223,5 +198,37 @@ func handleHealth(j *journal) http.HandlerFunc {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}
+}
+
+// stats is what GET /debug/stats answers: numbers for operators, and for
+// the load tool, which checks memory and goroutines against its targets.
+type stats struct {
+	Goroutines  int    `json:"goroutines"`
+	Subscribers int64  `json:"subscribers"` // WebSocket subscribers connected now
+	Pours       int    `json:"pours"`       // pours stored now
+	HeapBytes   uint64 `json:"heapBytes"`   // live heap and garbage not yet collected
+	StackBytes  uint64 `json:"stackBytes"`  // goroutine stacks
+	RSSBytes    int64  `json:"rssBytes"`    // the process's resident memory; 0 where unknown
+	CPUMicros   int64  `json:"cpuMicros"`   // user and system CPU time the process has used
+}
+
+func handleStats(s *store, h *hub) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		var u syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &u)
+		var pages int64
+		if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+			var size int64
+			fmt.Sscan(string(b), &size, &pages)
+		}
+		s.mu.RLock()
+		pours := len(s.stored.all)
+		s.mu.RUnlock()
+		writeJSON(w, http.StatusOK, stats{Goroutines: runtime.NumGoroutine(), Subscribers: h.subscribers.Load(),
+			Pours: pours, HeapBytes: m.HeapAlloc, StackBytes: m.StackInuse, RSSBytes: pages * int64(os.Getpagesize()),
+			CPUMicros: u.Utime.Nano()/1000 + u.Stime.Nano()/1000})
 	}
 }

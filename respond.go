@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -48,8 +47,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(body, '\n'))
 }
 
-// writeError answers err: an *apiError as itself, anything else as a 500
-// whose cause is in the message.
+// writeError answers err: an *apiError as itself, anything else as a 500.
 func writeError(w http.ResponseWriter, err error) {
 	e, ok := err.(*apiError)
 	if !ok {
@@ -61,21 +59,20 @@ func writeError(w http.ResponseWriter, err error) {
 // handleNoRoute answers what no route takes, as JSON like every other
 // error: 405 with an Allow header when the path takes other methods, or
 // 404. It is the mux's catch-all.
-func handleNoRoute(mux *http.ServeMux) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func handleNoRoute(mux *http.ServeMux) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		var allow []string
 		for _, m := range []string{"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"} {
 			if _, pattern := mux.Handler(&http.Request{Method: m, Host: r.Host, URL: r.URL}); pattern != "/" {
 				allow = append(allow, m)
 			}
 		}
-		if len(allow) > 0 {
-			w.Header().Set("Allow", strings.Join(allow, ", "))
-			writeError(w, errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allow, ", ")))
-			return
+		if len(allow) == 0 {
+			return errorf(http.StatusNotFound,
+				"nothing at %s: the API is /api/beers, /api/beers/{id}, /api/report, /healthz and /sockets/beers; the dashboard is /", r.URL.Path)
 		}
-		writeError(w, errorf(http.StatusNotFound,
-			"nothing at %s: the API is /api/beers, /api/beers/{id}, /api/report, /healthz and /sockets/beers; the dashboard is /", r.URL.Path))
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allow, ", "))
 	}
 }
 
@@ -95,13 +92,6 @@ func (w *statusWriter) WriteHeader(status int) {
 	w.ResponseWriter.WriteHeader(status)
 }
 
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(p)
-}
-
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // annotate adds attrs to the log line of the request that w answers.
@@ -114,42 +104,26 @@ func annotate(w http.ResponseWriter, attrs ...slog.Attr) {
 // logRequests logs one line per request once it is answered: status,
 // method, path and query (with any token hidden), remote address,
 // duration, and what the handler added (the pour stored or deleted). A
-// WebSocket's line (101) comes when its handshake is done. A handler's
-// panic is a 500 and a log line with the stack, not a dropped connection.
+// WebSocket's line (101) comes when its handshake is done.
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-				writeError(sw, errorf(http.StatusInternalServerError, "internal error: the server failed on this request and logged why"))
-			}
-			log.LogAttrs(r.Context(), slog.LevelInfo, "request", append([]slog.Attr{
-				slog.Int("status", sw.status), slog.String("method", r.Method), slog.String("path", loggedPath(r.URL)),
-				slog.String("remote", r.RemoteAddr), slog.Duration("duration", time.Since(start))}, sw.attrs...)...)
-		}()
 		next.ServeHTTP(sw, r)
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request", append([]slog.Attr{
+			slog.Int("status", sw.status), slog.String("method", r.Method), slog.String("path", loggedPath(r.URL)),
+			slog.String("remote", r.RemoteAddr), slog.Duration("duration", time.Since(start))}, sw.attrs...)...)
 	})
 }
 
 // loggedPath is the path and query of u with the value of any token
 // parameter replaced, so that no secret reaches a log.
 func loggedPath(u *url.URL) string {
-	if u.RawQuery == "" {
-		return u.Path
-	}
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return u.Path + "?(unreadable query)"
-	}
+	q := u.Query()
 	for name := range q {
 		if strings.Contains(strings.ToLower(name), "token") {
 			q[name] = []string{"REDACTED"}
 		}
 	}
-	return u.Path + "?" + q.Encode()
+	return (&url.URL{Path: u.Path, RawQuery: q.Encode()}).RequestURI()
 }

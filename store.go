@@ -9,31 +9,24 @@ import (
 )
 
 // A store holds in memory every pour that reached the journal. The pours
-// are kept by value in one slice, in id order, and never changed once
-// added; a delete only takes a pour out of the indexes, which hold
-// positions in that slice. So a million pours are a few large blocks, and
-// a reader can keep a page of pours after it lets go of the lock.
+// are kept by value in one slice, in id order, and never change once
+// added: a delete takes a pour out of the indexes only, which hold
+// positions in that slice. So a million pours are a few large blocks with
+// nothing in them for the garbage collector to follow but pourIds.
 //
-// The journal's writer goroutine is the only one that changes the store.
-// It reads without the lock, and writes with it.
+// The journal's writer is the store's only writer: it reads without the
+// lock, and writes with it.
 type store struct {
-	// mu guards everything below. It also orders every subscriber's
-	// stream: the writer publishes the events of the changes it applies
-	// while it holds mu, and reports are taken under mu too, so that a
-	// report counts exactly the changes whose events came before it.
+	// mu guards the fields below. It also orders every subscriber's
+	// stream: the journal publishes the events of the changes it applies
+	// while it holds mu, and reports are taken under mu.
 	mu          sync.RWMutex
-	pours       []pour              // every pour since start-up, deleted ones too, in id order
-	stored      index               // the pours stored now, deleted ones left out
-	taps        map[int64]*tapPours // every tap that has poured, by id
+	pours       []pour              // every pour since start-up, deleted ones too
+	stored      index               // the pours stored now
+	taps        map[int64]*tapPours // every tap with a stored pour, by id
 	microlitres int64               // the stored pours' volume, kept exact
 	graves      int                 // deleted pours that had a pourId, which compaction keeps
 	pourIDs     pourIndex           // every pour that came with a pourId, deleted or not
-}
-
-// A pourKey names a pour the way its tap does.
-type pourKey struct {
-	tap    int64
-	pourID string
 }
 
 // An index lists positions in store.pours in ascending order: all of
@@ -49,25 +42,24 @@ type tapPours struct {
 	microlitres int64 // their volume
 }
 
-func newStore() *store {
-	return &store{taps: make(map[int64]*tapPours), pourIDs: pourIndex{seed: maphash.MakeSeed(), slots: make([]int32, 1024)}}
-}
-
 // A filter selects pours; its zero value selects every pour.
 type filter struct {
-	tap   int64  // only this tap's pours, or any tap when 0
+	tap   int64  // only this tap's pours, or any tap's when 0
 	glass *glass // only pours of this glass, or any when nil
+}
+
+func newStore() *store {
+	return &store{taps: make(map[int64]*tapPours), pourIDs: pourIndex{seed: maphash.MakeSeed(), slots: make([]int32, 1024)}}
 }
 
 // get returns the stored pour with the given id.
 func (s *store) get(id int64) (pour, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	i, ok := s.find(id)
-	if !ok {
-		return pour{}, false
+	if i, ok := s.find(id); ok {
+		return s.pours[i], true
 	}
-	return s.pours[i], true
+	return pour{}, false
 }
 
 // page returns the pours matching f, oldest first, from offset on, at
@@ -77,44 +69,37 @@ func (s *store) page(f filter, offset, limit int) ([]pour, int) {
 	defer s.mu.RUnlock()
 	x := &s.stored
 	if f.tap != 0 {
-		t := s.taps[f.tap]
-		if t == nil {
-			return []pour{}, 0
-		}
-		x = &t.index
+		x = &cmp.Or(s.taps[f.tap], &tapPours{}).index // none stored: an empty index
 	}
 	list := x.all
 	if f.glass != nil {
 		list = x.byGlass[*f.glass]
 	}
-	from := min(offset, len(list))
-	to := min(from+limit, len(list))
-	page := make([]pour, 0, to-from)
-	for _, i := range list[from:to] {
-		page = append(page, s.pours[i])
+	rest := list[min(offset, len(list)):]
+	page := make([]pour, min(limit, len(rest)))
+	for k := range page {
+		page[k] = s.pours[rest[k]]
 	}
 	return page, len(list)
 }
 
-// find returns the position of the stored pour with the given id. The
-// caller holds mu or is the journal's writer.
+// find returns the position of the pour with the given id, and whether it
+// is stored. The caller holds mu or is the journal's writer.
 func (s *store) find(id int64) (int32, bool) {
 	i, ok := slices.BinarySearchFunc(s.pours, id, func(p pour, id int64) int { return cmp.Compare(p.ID, id) })
-	if !ok {
-		return 0, false
+	if ok {
+		_, ok = slices.BinarySearch(s.stored.all, int32(i))
 	}
-	_, stored := slices.BinarySearch(s.stored.all, int32(i))
-	return int32(i), stored
+	return int32(i), ok
 }
 
 // byPourID returns the pour, stored or deleted, that tap sent under
 // pourID. The caller holds mu or is the journal's writer.
 func (s *store) byPourID(tap int64, pourID string) (pour, bool) {
-	i, ok := s.pourIDs.find(s.pours, pourKey{tap, pourID})
-	if !ok {
-		return pour{}, false
+	if i, ok := s.pourIDs.find(s.pours, pourKey{tap, pourID}); ok {
+		return s.pours[i], true
 	}
-	return s.pours[i], true
+	return pour{}, false
 }
 
 // add stores p, whose id is higher than any before. The caller holds mu.
@@ -123,8 +108,7 @@ func (s *store) add(p pour) {
 	s.index(int32(len(s.pours)-1), true)
 }
 
-// index puts the pour at position i into the pourId index and, if it is
-// stored, into the others.
+// index puts the pour at position i in the pourId index and, if stored, the others.
 func (s *store) index(i int32, stored bool) {
 	p := s.pours[i]
 	if p.PourID != "" {
@@ -149,31 +133,26 @@ func (s *store) index(i int32, stored bool) {
 
 // remove deletes the stored pour with the given id. The caller holds mu.
 func (s *store) remove(id int64) {
-	i, ok := s.find(id)
-	if !ok {
-		return
-	}
+	i, _ := s.find(id)
 	p := s.pours[i]
 	t := s.taps[p.Tap]
 	for _, x := range []*index{&s.stored, &t.index} {
-		x.all = deletePosition(x.all, i)
-		x.byGlass[p.Glass] = deletePosition(x.byGlass[p.Glass], i)
+		k, _ := slices.BinarySearch(x.all, i)
+		x.all = slices.Delete(x.all, k, k+1)
+		k, _ = slices.BinarySearch(x.byGlass[p.Glass], i)
+		x.byGlass[p.Glass] = slices.Delete(x.byGlass[p.Glass], k, k+1)
+	}
+	if len(t.all) == 0 {
+		delete(s.taps, p.Tap)
 	}
 	t.microlitres -= microlitres(p.Volume)
 	s.microlitres -= microlitres(p.Volume)
 	s.graves += min(len(p.PourID), 1)
 }
 
-func deletePosition(list []int32, i int32) []int32 {
-	if k, ok := slices.BinarySearch(list, i); ok {
-		return slices.Delete(list, k, k+1)
-	}
-	return list
-}
-
-// load fills an empty store with the pours that replay read, in id
-// order; deleted says which of them are deleted. Building the indexes in
-// one pass makes the deletes of a long journal cheap.
+// load fills an empty store with the pours that replay read, in id order;
+// deleted says which are deleted. Indexing them in one pass makes the
+// deletes of a long journal cheap.
 func (s *store) load(pours []pour, deleted []bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -183,11 +162,20 @@ func (s *store) load(pours []pour, deleted []bool) {
 	}
 }
 
+// microlitres converts a volume, so that sums stay exact as pours come and go.
+func microlitres(ml float64) int64 { return int64(math.Round(ml * 1000)) }
+
+// A pourKey names a pour the way its tap does.
+type pourKey struct {
+	tap    int64
+	pourID string
+}
+
 // A pourIndex finds pours by their tap and pourId. It is a hash table of
 // positions in store.pours, plus one so that 0 is a free slot, at most
 // half full and probed linearly. A map would hold a string for every pour,
 // and take four times the memory (BENCHMARKS.md). Nothing is ever taken
-// out: a pourId stays taken for good, and so a probe never meets a hole.
+// out, as a pourId stays taken for good, so a probe never meets a hole.
 type pourIndex struct {
 	seed  maphash.Seed
 	slots []int32 // a power of two of them
@@ -228,16 +216,11 @@ func (x *pourIndex) home(key pourKey) int {
 	return int(maphash.Comparable(x.seed, key) & uint64(len(x.slots)-1))
 }
 
-// microlitres converts a volume, so that sums stay exact however many
-// pours come and go.
-func microlitres(ml float64) int64 { return int64(math.Round(ml * 1000)) }
-
-// A report is the metrics that GET /api/report answers and the hub pushes
-// to every subscriber.
+// A report is the metrics that GET /api/report answers and subscribers get.
 type report struct {
 	Total  int                 `json:"total"`  // pours stored now
 	Volume float64             `json:"volume"` // their millilitres
-	Taps   map[int64]tapReport `json:"taps"`   // by tap id; taps with no stored pour are left out
+	Taps   map[int64]tapReport `json:"taps"`   // by tap id, for the taps with a stored pour
 	Types  map[glass]int       `json:"types"`  // pours per glass; every glass is there
 }
 
@@ -262,10 +245,8 @@ func (s *store) reportLocked() report {
 		r.Types[g] = len(s.stored.byGlass[g])
 	}
 	for id, t := range s.taps {
-		if n := len(t.all); n > 0 {
-			share := math.Round(float64(n)*10000/float64(r.Total)) / 100
-			r.Taps[id] = tapReport{Beers: n, Volume: float64(t.microlitres) / 1000, Share: share}
-		}
+		share := math.Round(float64(len(t.all))*10000/float64(r.Total)) / 100
+		r.Taps[id] = tapReport{Beers: len(t.all), Volume: float64(t.microlitres) / 1000, Share: share}
 	}
 	return r
 }
