@@ -30,13 +30,7 @@ func TestDashboard(t *testing.T) {
 	env := append([]string{"DATA_FILE=" + data}, protected...)
 	ts := startServer(t, env...)
 	admin := []string{"Authorization", "Bearer " + adminToken}
-	post := func(tap int, volume float64) apiBeer {
-		t.Helper()
-		r := do(t, "POST", ts.url+"/api/beers", fmt.Sprintf(`{"tapId":%d,"volume":%g}`, tap, volume), admin...)
-		var b beerBody
-		decode(t, r, &b)
-		return b.Beer
-	}
+	post := func(tap int, volume float64) apiBeer { return ts.pour(t, tap, volume, admin...) }
 	post(1, 500)
 	post(2, 200)
 
@@ -76,7 +70,7 @@ func TestDashboard(t *testing.T) {
 	}
 	page.waitFor(time.Second, `text("total-beers") === "31"`)
 	page.call("Emulation.setDeviceMetricsOverride", map[string]any{"width": 1600, "height": 900, "deviceScaleFactor": 1, "mobile": false}, nil)
-	time.Sleep(2 * time.Second) // the new rows' highlight fades
+	page.waitFor(5*time.Second, `document.querySelectorAll("#feed li.new").length === 0`) // the new rows' highlight fades
 	shot := os.Getenv("DASHBOARD_SCREENSHOT")
 	if shot == "" {
 		shot = filepath.Join(t.TempDir(), "dashboard.png")

@@ -180,8 +180,7 @@ func TestSubscriberChurnLeavesNoGoroutines(t *testing.T) {
 	// Not parallel: it counts the goroutines of the whole test process.
 	before := runtime.NumGoroutine()
 	ts := startServer(t)
-	do(t, "GET", ts.url+"/healthz", "") // the server is serving
-	time.Sleep(100 * time.Millisecond)
+	do(t, "GET", ts.url+"/healthz", "") // the server is serving, and the connection kept alive
 	base := runtime.NumGoroutine()
 	ctx := context.Background()
 	u := "ws" + strings.TrimPrefix(ts.url, "http") + "/sockets/beers"
@@ -202,21 +201,10 @@ func TestSubscriberChurnLeavesNoGoroutines(t *testing.T) {
 }
 
 // settledGoroutines waits up to wait for the goroutine count to fall to
-// at most limit, and returns it.
-func settledGoroutines(t *testing.T, limit int, wait time.Duration) int {
+// at most limit.
+func settledGoroutines(t *testing.T, limit int, wait time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= limit {
-			return n
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines; want at most %d. Stacks:\n%s", n, limit, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, wait, fmt.Sprintf("at most %d goroutines", limit), func() bool { return runtime.NumGoroutine() <= limit })
 }
 
 func TestSubscriberSendingDataIsClosed(t *testing.T) {
@@ -261,7 +249,8 @@ func TestReportsAgreeWithTheEventStream(t *testing.T) {
 	}
 	var readers sync.WaitGroup
 	for i := range 6 {
-		time.Sleep(50 * time.Millisecond) // join in the middle of the burst
+		stored := ts.list(t, "?page_size=1").Total // join in the middle of the burst
+		waitFor(t, 10*time.Second, "more pours", func() bool { return ts.list(t, "?page_size=1").Total > stored+10 })
 		s := ts.dial(t)
 		readers.Go(func() { checkStreamAgrees(t, i, s, 800*time.Millisecond) })
 	}

@@ -238,10 +238,10 @@ func (p sentPour) body() string {
 }
 
 // pour posts a pour and returns the stored beer, failing unless it is 201.
-func (ts *testServer) pour(t *testing.T, tap int, volume float64) apiBeer {
+func (ts *testServer) pour(t *testing.T, tap int, volume float64, header ...string) apiBeer {
 	t.Helper()
 	body := sentPour{tap: tap, volume: volume}.body()
-	r := do(t, "POST", ts.url+"/api/beers", body)
+	r := do(t, "POST", ts.url+"/api/beers", body, header...)
 	if r.status != http.StatusCreated {
 		t.Fatalf("POST %s = %d %s; want 201", body, r.status, r.body)
 	}

@@ -36,7 +36,6 @@ func TestSimulator(t *testing.T) {
 	waitFor(t, 10*time.Second, "the simulator to keep pours while the server is down", func() bool {
 		return strings.Count(tap.out.String(), "could not deliver a pour") >= 2
 	})
-	time.Sleep(500 * time.Millisecond)
 	ts = startServerProcess(t, server, data, tokens, "PORT="+u.Port())
 	waitFor(t, 20*time.Second, "the simulator to subscribe again", func() bool {
 		return strings.Count(tap.out.String(), "subscribed to the server's events") >= 2
