@@ -264,7 +264,9 @@ func (s *subscriber) write(frames [][]byte) error {
 	return err
 }
 
-// hijacker keeps the connection that websocket.Accept takes over.
+// hijacker keeps the connection that websocket.Accept takes over. As the
+// hub writes events to it, the library's buffers need hold only control
+// frames: smaller than net/http's 4 KiB ones, 5 KiB less a subscriber.
 type hijacker struct {
 	http.ResponseWriter
 	conn net.Conn
@@ -272,7 +274,9 @@ type hijacker struct {
 
 func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	h.conn = c
+	if h.conn = c; err == nil && rw.Reader.Buffered() == 0 { // else keep what the peer sent already
+		rw = bufio.NewReadWriter(bufio.NewReaderSize(c, 512), bufio.NewWriterSize(c, 256))
+	}
 	return c, rw, err
 }
 

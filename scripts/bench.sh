@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Measures every target of BENCHMARKS.md on this machine, on loopback: POST
-# throughput against the minimal reference server, fan-out to 1,000 to
-# 10,000 subscribers, memory per idle subscriber, subscriber churn, and a
-# store of 1,000,000 pours. Takes about ten minutes.
+# throughput against the minimal reference server, fresh and with a million
+# pours stored, fan-out to 1,000 to 10,000 subscribers, memory per idle
+# subscriber, subscriber churn, and a journal of 1,000,000 pours. Takes about
+# fifteen minutes.
 #
 #   scripts/bench.sh            figures in bench-results/ (summary.txt, results.jsonl)
 #   OUT=/tmp/run scripts/bench.sh
@@ -19,20 +20,23 @@ go build -o "$out/altair" .
 go build -o "$out/loadtest" ./loadtest
 port=18500
 minport=18501
-pid=
+fullport=18502
+pids=()
 
 say() { echo "$*" | tee -a "$summary"; }
 
-# start_altair ENV...: a fresh server on $port; waits until it answers.
+# start_altair PORT ENV...: a fresh server on PORT; waits until it answers.
 start_altair() {
-  env "$@" HOST=127.0.0.1 PORT=$port LOG_FORMAT=json "$out/altair" 2>>"$out/altair.log" >/dev/null &
-  pid=$!
-  await_port $port
+  local p=$1
+  shift
+  env "$@" HOST=127.0.0.1 PORT="$p" LOG_FORMAT=json "$out/altair" 2>>"$out/altair.log" >/dev/null &
+  pids+=($!)
+  await_port "$p"
 }
 
 start_minimal() {
   "$out/loadtest" -minimal 127.0.0.1:$minport 2>/dev/null &
-  pid=$!
+  pids+=($!)
   await_port $minport
 }
 
@@ -45,11 +49,15 @@ await_port() {
   exit 1
 }
 
+# stop: stops the server started last.
 stop() {
+  local pid=${pids[-1]}
+  unset 'pids[-1]'
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
-trap stop EXIT
+stop_all() { while [ ${#pids[@]} -gt 0 ]; do stop; done; }
+trap stop_all EXIT
 
 # measure LABEL PORT ARGS...: one load run, summarised and kept as JSON.
 measure() {
@@ -61,24 +69,28 @@ measure() {
 
 say "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3), $(date -u +%Y-%m-%dT%H:%MZ)"
 
-say "" && say "### POST throughput, 64 posters, 10 s each, three rounds"
+say "" && say "### POST throughput, 64 posters, 10 s each, three rounds; the full server holds 1,000,000 pours with pourIds"
+start_altair $fullport DATA_FILE=:memory:
+measure "altair seed memory" $fullport -seed 1000000 -pourids -posters 64
 for round in 1 2 3; do
-  start_altair DATA_FILE=:memory:
+  start_altair $port DATA_FILE=:memory:
   measure "altair post memory round=$round" $port -posters 64 -duration 10s
   stop
   start_minimal
   measure "minimal post round=$round" $minport -posters 64 -duration 10s
   stop
+  measure "altair post full round=$round" $fullport -posters 64 -duration 10s
   rm -f "$out/post.jsonl"*
-  start_altair DATA_FILE="$out/post.jsonl"
+  start_altair $port DATA_FILE="$out/post.jsonl"
   measure "altair post journal round=$round" $port -posters 64 -duration 10s
   stop
 done
+stop
 
 say "" && say "### Fan-out: every subscriber gets every pour, in order"
 for run in "1000 20" "2000 20" "5000 4" "10000 2"; do
   set -- $run
-  start_altair DATA_FILE=:memory:
+  start_altair $port DATA_FILE=:memory:
   measure "altair subs=$1 rate=$2" $port -subs "$1" -rate "$2" -duration 20s
   stop
   start_minimal
@@ -87,17 +99,17 @@ for run in "1000 20" "2000 20" "5000 4" "10000 2"; do
 done
 
 say "" && say "### Churn: 10,000 subscribe/unsubscribe cycles, three times"
-start_altair DATA_FILE=:memory:
+start_altair $port DATA_FILE=:memory:
 measure "altair churn" $port -churn 10000
 stop
 
-say "" && say "### 1,000,000 stored pours"
+say "" && say "### 1,000,000 stored pours in a journal"
 rm -f "$out/big.jsonl"*
-start_altair DATA_FILE="$out/big.jsonl"
+start_altair $port DATA_FILE="$out/big.jsonl"
 measure "altair seed" $port -seed 1000000 -pourids -posters 64
 measure "altair reads" $port -read 2000
 stop
-start_altair DATA_FILE="$out/big.jsonl"
+start_altair $port DATA_FILE="$out/big.jsonl"
 say "" && say "replay at start-up: $(grep '"replayed the journal"' "$out/altair.log" | tail -1)"
 measure "altair after replay" $port -read 2000
 stop
