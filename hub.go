@@ -57,7 +57,7 @@ type hub struct {
 	stream      chan message   // events, joins and leaves, in the stream's order
 	done        chan struct{}  // closed once run has closed every subscriber and returned
 	conns       sync.WaitGroup // subscribers being served
-	subscribers atomic.Int64   // how many, for /debug/stats
+	subscribers atomic.Int64   // how many; changed by join under the store's lock, and as they go
 }
 
 // A message is an event's frame for every subscriber, a subscriber that
@@ -113,7 +113,6 @@ func (h *hub) run(ctx context.Context) {
 			}
 			return
 		}
-		h.subscribers.Store(int64(len(subs)))
 	}
 }
 
@@ -129,9 +128,13 @@ func (h *hub) drop(subs map[*subscriber]struct{}, s *subscriber, code websocket.
 	time.AfterFunc(closeWait, func() { s.conn.CloseNow() })
 }
 
-// publish puts e in the stream. The caller holds the store's lock. It
-// waits only when the hub is maxBatch events behind.
+// publish puts e in the stream, unless no one is subscribed. The caller
+// holds the store's lock. It waits only when the hub is maxBatch events
+// behind.
 func (h *hub) publish(e event) {
+	if h.subscribers.Load() == 0 {
+		return
+	}
 	select {
 	case h.stream <- message{frame: frame(e)}:
 	case <-h.done:
@@ -159,6 +162,7 @@ func (h *hub) sendReports(ctx context.Context) {
 // and serves it on a goroutine of its own.
 func (h *hub) join(s *subscriber) {
 	h.conns.Add(1)
+	h.subscribers.Add(1)
 	h.store.mu.RLock()
 	r := h.store.reportLocked()
 	s.push(frame(event{Event: "report", Report: &r}))
@@ -172,6 +176,7 @@ func (h *hub) join(s *subscriber) {
 	go func() {
 		defer h.conns.Done()
 		err := s.serve(h.ping)
+		h.subscribers.Add(-1)
 		select {
 		case h.stream <- message{leave: s}:
 		case <-h.done:
