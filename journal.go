@@ -56,10 +56,10 @@ type journal struct {
 	changes chan *change          // changes waiting for the writer; closed by close
 	done    chan struct{}         // closed once the writer has stopped
 	failed  atomic.Pointer[error] // why every change is refused, once a write failed
-	mu      sync.RWMutex          // read-held to hand a change to the writer; held to commit one without it, or to close
+	mu      sync.RWMutex          // read-held to hand a change to the writer, held to close
 	closed  bool                  // close was called; guarded by mu
 
-	// The writer's, or without a file the holder's of mu.
+	// The writer's.
 	file      *os.File            // the journal, open for appending
 	lock      *os.File            // locked while the journal is open, to keep other servers out
 	size      int64               // bytes in file
@@ -118,20 +118,9 @@ func (j *journal) delete(id int64) error {
 	return j.submit(&change{delete: id, done: make(chan struct{})})
 }
 
-// submit commits c and returns why it was refused, if it was. With a file,
-// the writer commits c in one batch with every change that waits, to share
-// one fsync. Without one there is nothing to share, and c commits at once
-// on its own goroutine: two goroutine switches less (BENCHMARKS.md).
+// submit hands c to the writer, which commits it in one batch with every
+// change that waits, to share one fsync, and returns why it was refused.
 func (j *journal) submit(c *change) error {
-	if j.path == "" {
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		if j.closed {
-			return errStopped
-		}
-		j.commit([]*change{c})
-		return c.err
-	}
 	j.mu.RLock()
 	if j.closed {
 		j.mu.RUnlock()
