@@ -224,7 +224,7 @@ func TestRefusedWritesChangeNothing(t *testing.T) {
 	admin := []string{"Authorization", "Bearer " + adminToken}
 	tap1 := []string{"Authorization", "Bearer " + tap1Token}
 	victim := do(t, "POST", ts.url+"/api/beers", `{"tapId":2,"volume":500}`, admin...)
-	sub := ts.subscribe(t, admin...)
+	sub := ts.subscribe(t, "", admin...)
 	for _, tt := range []struct {
 		name, method, path, body string
 		header                   []string

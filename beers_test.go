@@ -117,7 +117,7 @@ var badPours = []struct {
 func TestCreateBeerRefusesBadInput(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	sub := ts.subscribe(t)
+	sub := ts.subscribe(t, "")
 	for _, tt := range badPours {
 		t.Run(tt.name, func(t *testing.T) {
 			r := do(t, "POST", ts.url+"/api/beers", tt.body)
@@ -235,7 +235,7 @@ func TestListBeersRefusesBadQueries(t *testing.T) {
 func TestGetAndDeleteBeer(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	sub := ts.subscribe(t)
+	sub := ts.subscribe(t, "")
 	first := ts.pour(t, 1, 500)
 	second := ts.pour(t, 2, 200)
 	sub.nextPour(first)
@@ -366,13 +366,13 @@ func TestOriginCheck(t *testing.T) {
 	if r := do(t, "GET", ts.url+"/api/beers", "", "Origin", "https://evil.example"); r.status != 200 {
 		t.Errorf("GET /api/beers from another origin = %d; want 200 (reads are public)", r.status)
 	}
-	ts.dial(t, "Origin", "https://screens.example.com").next()
+	ts.dial(t, "", "Origin", "https://screens.example.com").next()
 }
 
 func TestIdempotentPours(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	sub := ts.subscribe(t)
+	sub := ts.subscribe(t, "")
 	body := `{"tapId":3,"volume":330,"pourId":"tap3-000187"}`
 	first := do(t, "POST", ts.url+"/api/beers", body)
 	if first.status != http.StatusCreated {
@@ -535,7 +535,7 @@ func TestChunkedBodyOverTheLimit(t *testing.T) {
 func TestWireNames(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	sub := ts.dial(t)
+	sub := ts.dial(t, "")
 	keysOf := func(raw []byte, path ...string) string { // of the object at path in raw
 		var m map[string]json.RawMessage
 		for _, name := range path {

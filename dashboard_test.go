@@ -35,7 +35,7 @@ func TestDashboard(t *testing.T) {
 	post(2, 200)
 
 	page := openChromium(t)
-	page.navigate(ts.url + "/?token=" + tap1Token)
+	page.navigate(ts.url + "/?token=" + adminToken)
 	page.waitFor(5*time.Second, `state() === "live" && text("total-beers") === "2"`)
 
 	// New pours appear within a second: in the feed, the totals and the shares.
@@ -49,6 +49,12 @@ func TestDashboard(t *testing.T) {
 			b.ID, p.tap, p.glass, i+3))
 	}
 	page.checkMatchesReport(t, ts)
+
+	// Each tap's row shows whether its meter is online, within a second.
+	meter := ts.subscribe(t, "", "Authorization", "Bearer "+tap1Token)
+	page.waitFor(time.Second, `online("1") === "true" && online("2") === "false"`)
+	meter.conn.Close(websocket.StatusNormalClosure, "")
+	page.waitFor(time.Second, `online("1") === "false"`)
 
 	// The server goes away: the page says so, then comes back by itself and
 	// shows what it missed. The pour appended to the journal while the server
@@ -81,6 +87,29 @@ func TestDashboard(t *testing.T) {
 	// On a phone the page fits the screen: no horizontal scroll.
 	page.call("Emulation.setDeviceMetricsOverride", map[string]any{"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}, nil)
 	page.waitFor(2*time.Second, `document.documentElement.scrollWidth <= innerWidth`)
+}
+
+// TestDashboardAfterAFreshServer restarts a server that keeps nothing under
+// an open page: the page must show the new server's pours, which reuse the
+// old ones' ids, and nothing of the old.
+func TestDashboardAfterAFreshServer(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "DATA_FILE="+memoryOnly)
+	for _, tap := range []int{1, 2, 3} {
+		ts.pour(t, tap, 500)
+	}
+	do(t, "DELETE", ts.url+"/api/beers/2", "")
+	page := openChromium(t)
+	page.navigate(ts.url + "/")
+	page.waitFor(5*time.Second, `state() === "live" && feed() === "3:3:pint,1:1:pint"`)
+
+	ts.stop()
+	page.waitFor(3*time.Second, `state() === "reconnecting"`)
+	ts = startServer(t, "DATA_FILE="+memoryOnly, "PORT="+strings.TrimPrefix(ts.url, "http://127.0.0.1:"))
+	ts.pour(t, 7, 200) // id 1 again, another pour
+	ts.pour(t, 8, 900) // id 2, which the old server had deleted
+	page.waitFor(15*time.Second, `state() === "live" && feed() === "2:8:stein,1:7:half" && text("total-beers") === "2"`)
+	page.checkMatchesReport(t, ts)
 }
 
 func sumCSV(s string) int {
@@ -125,7 +154,9 @@ const pageHelpers = `
 const state = () => document.getElementById("state").dataset.state;
 const text = (id) => document.getElementById(id).textContent;
 const first = () => { const li = document.querySelector("#feed li"); return li ? {...li.dataset} : {}; };
-const shares = () => [...document.querySelectorAll("#shares g")].map((g) => g.dataset.tap + ":" + g.dataset.share).sort().join(",");
+const shares = () => [...document.querySelectorAll("#shares g")].filter((g) => g.dataset.share !== "0").map((g) => g.dataset.tap + ":" + g.dataset.share).sort().join(",");
+const online = (tap) => { const g = document.querySelector('#shares g[data-tap="' + tap + '"]'); return g ? g.dataset.online : "no row"; };
+const feed = () => [...document.querySelectorAll("#feed li")].map((li) => li.dataset.id + ":" + li.dataset.tap + ":" + li.dataset.glass).join(",");
 `
 
 // A page is one tab of a headless Chromium, driven over the DevTools

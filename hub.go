@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,10 +33,11 @@ const (
 
 // An event is one message of a subscriber's stream.
 type event struct {
-	Event  string  `json:"event"` // pour, deleted or report
-	Pour   *pour   `json:"beer,omitempty"`
-	ID     int64   `json:"id,omitempty"`
-	Report *report `json:"report,omitempty"`
+	Event  string     `json:"event"` // pour, deleted, report or tap
+	Pour   *pour      `json:"beer,omitempty"`
+	ID     int64      `json:"id,omitempty"`
+	Report *report    `json:"report,omitempty"`
+	Tap    *tapStatus `json:"tap,omitempty"`
 }
 
 // A hub fans events out to subscribers. One goroutine owns the set of
@@ -44,15 +47,18 @@ type event struct {
 // queue is full is closed with 1008.
 //
 // Every subscriber gets every event in the order of the store's changes,
-// and its stream is consistent: a report counts exactly the changes whose
-// events came before it in that stream. Events, reports and joins reach
-// the hub's goroutine through one channel, in the order they were made
-// under the store's lock.
+// but for a tap's subscriber its own pours unless it asks for them, and
+// a screen's stream is consistent: a report counts exactly the changes
+// whose events came before it in that stream. Events, reports and joins
+// reach the hub's goroutine through one channel, in the order they were
+// made under the store's lock. The hub also tells every subscriber when a
+// tap's meter goes online (its first subscriber joins) or offline.
 type hub struct {
 	store    *store        // the pours that reports count
 	interval time.Duration // REPORT_INTERVAL: how often every subscriber gets a report; 0 never
 	ping     time.Duration // PING_INTERVAL: how often each subscriber is pinged, to find dead peers
 	log      *slog.Logger  // connects, disconnects and drops
+	taps     *presence     // which taps have a subscriber connected
 
 	stream      chan message   // events, joins and leaves, in the stream's order
 	done        chan struct{}  // closed once run has closed every subscriber and returned
@@ -60,15 +66,17 @@ type hub struct {
 	subscribers atomic.Int64   // how many; changed by join under the store's lock, and as they go
 }
 
-// A message is an event's frame for every subscriber, a subscriber that
-// joins the stream with its first report queued, or one that leaves it.
+// A message is an event's frame for every subscriber (tap is the tap
+// whose pour it tells of), a subscriber that joins the stream with its
+// first report queued, or one that leaves it.
 type message struct {
 	frame       []byte
+	tap         int64
 	join, leave *subscriber
 }
 
 func newHub(s *store, interval, ping time.Duration, log *slog.Logger) *hub {
-	return &hub{store: s, interval: interval, ping: ping, log: log,
+	return &hub{store: s, interval: interval, ping: ping, log: log, taps: newPresence(),
 		stream: make(chan message, maxBatch), done: make(chan struct{})}
 }
 
@@ -77,6 +85,8 @@ type subscriber struct {
 	conn   *websocket.Conn // for pings and the close handshake
 	raw    net.Conn        // the connection under conn, which events are written to
 	remote string          // the peer's address, for logs
+	tap    int64           // the tap it is, or 0 for a screen
+	own    bool            // a tap that gets the pour events of its own pours too
 	wake   chan struct{}   // signalled when queue or closing changes
 
 	mu      sync.Mutex
@@ -97,22 +107,46 @@ func (h *hub) run(ctx context.Context) {
 		case m := <-h.stream:
 			if m.join != nil {
 				subs[m.join] = struct{}{}
+				h.count(subs, m.join, 1)
 			}
-			if delete(subs, m.leave); m.frame == nil {
-				break
+			if _, ok := subs[m.leave]; ok {
+				delete(subs, m.leave)
+				h.count(subs, m.leave, -1)
 			}
-			for s := range subs {
-				if !s.push(m.frame) {
-					h.drop(subs, s, websocket.StatusPolicyViolation, fmt.Sprintf("too slow: %d events were waiting", maxQueue))
-					h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", maxQueue)
-				}
-			}
+			h.send(subs, m)
 		case <-ctx.Done():
 			for s := range subs {
 				h.drop(subs, s, websocket.StatusGoingAway, "the server is shutting down")
 			}
 			return
 		}
+	}
+}
+
+// send gives m's frame to every subscriber but a tap's own, unless it
+// asked for them, and drops those too slow to take it.
+func (h *hub) send(subs map[*subscriber]struct{}, m message) {
+	for s := range subs {
+		if m.frame == nil || m.tap != 0 && m.tap == s.tap && !s.own {
+			continue
+		}
+		if !s.push(m.frame) {
+			h.drop(subs, s, websocket.StatusPolicyViolation, fmt.Sprintf("too slow: %d events were waiting", maxQueue))
+			h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", maxQueue)
+			h.count(subs, s, -1)
+		}
+	}
+}
+
+// count counts s, if it is a tap's subscriber, in (by 1) or out (by -1) of
+// its tap's, and tells every subscriber when that takes the tap online or
+// offline.
+func (h *hub) count(subs map[*subscriber]struct{}, s *subscriber, by int) {
+	if s.tap == 0 {
+		return
+	}
+	if status, changed := h.taps.change(s.tap, by); changed {
+		h.send(subs, message{frame: frame(event{Event: "tap", Tap: &status})})
 	}
 }
 
@@ -135,8 +169,12 @@ func (h *hub) publish(e event) {
 	if h.subscribers.Load() == 0 {
 		return
 	}
+	m := message{frame: frame(e)}
+	if e.Pour != nil {
+		m.tap = e.Pour.Tap
+	}
 	select {
-	case h.stream <- message{frame: frame(e)}:
+	case h.stream <- m:
 	case <-h.done:
 	}
 }
@@ -172,7 +210,7 @@ func (h *hub) join(s *subscriber) {
 		s.closing = &websocket.CloseError{Code: websocket.StatusGoingAway, Reason: "the server is shutting down"}
 	}
 	h.store.mu.RUnlock()
-	h.log.Info("subscriber connected", "remote", s.remote)
+	h.log.Info("subscriber connected", "remote", s.remote, "tap", s.tap)
 	go func() {
 		defer h.conns.Done()
 		err := s.serve(h.ping)
@@ -181,7 +219,7 @@ func (h *hub) join(s *subscriber) {
 		case h.stream <- message{leave: s}:
 		case <-h.done:
 		}
-		h.log.Info("subscriber disconnected", "remote", s.remote, "reason", err)
+		h.log.Info("subscriber disconnected", "remote", s.remote, "tap", s.tap, "reason", err)
 	}()
 }
 
@@ -290,8 +328,19 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // error, as every endpoint does.
 func handleSubscribe(h *hub, a *auth) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if _, err := a.caller(w, r, true); err != nil {
+		who, err := a.caller(w, r, true)
+		if err != nil {
 			return err
+		}
+		q := r.URL.Query()
+		tap, err := strconv.ParseInt(cmp.Or(q.Get("tapId"), strconv.FormatInt(who.tap, 10)), 10, 64)
+		switch own := q.Get("own"); {
+		case err != nil || tap < 0 || q.Has("tapId") && tap == 0:
+			return errorf(http.StatusBadRequest, "tapId=%q is not a tap: subscribe as a tap with its id, a whole number from 1", q.Get("tapId"))
+		case len(a.tokens) > 0 && tap != who.tap:
+			return errorf(http.StatusForbidden, "this token may not subscribe as tap %d: subscribe with tap %d's token", tap, tap)
+		case own != "" && own != "0" && own != "1":
+			return errorf(http.StatusBadRequest, "own=%q is not valid: use own=1 to get a tap's own pours too, or own=0", own)
 		}
 		if err := checkHandshake(w, r); err != nil {
 			return err
@@ -308,7 +357,7 @@ func handleSubscribe(h *hub, a *auth) apiFunc {
 		if tc, ok := hj.conn.(*net.TCPConn); ok {
 			tc.SetWriteBuffer(sendBuffer)
 		}
-		h.join(&subscriber{conn: c, raw: hj.conn, remote: r.RemoteAddr, wake: make(chan struct{}, 1)})
+		h.join(&subscriber{conn: c, raw: hj.conn, remote: r.RemoteAddr, tap: tap, own: q.Get("own") == "1", wake: make(chan struct{}, 1)})
 		return nil
 	}
 }

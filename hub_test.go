@@ -24,7 +24,7 @@ func TestEveryClientGetsEveryEventInOrder(t *testing.T) {
 	const clients, pours = 20, 100
 	subs := make([]*subscription, clients)
 	for i := range subs {
-		subs[i] = ts.subscribe(t)
+		subs[i] = ts.subscribe(t, "")
 	}
 	var want []wsEvent
 	for i := range pours {
@@ -63,8 +63,8 @@ func orZero(b *apiBeer) *apiBeer {
 func TestSlowSubscriberIsDroppedAndOthersGetEverything(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	stalled := ts.dial(t) // never reads until the end
-	reader := ts.subscribe(t)
+	stalled := ts.dial(t, "") // never reads until the end
+	reader := ts.subscribe(t, "")
 	const pours = 6000
 
 	got := make(chan int, 1)
@@ -120,7 +120,7 @@ func TestReportOnConnectAndOnTheTick(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "REPORT_INTERVAL=100ms")
 	ts.pour(t, 1, 500)
-	s := ts.dial(t)
+	s := ts.dial(t, "")
 	first := s.next()
 	if first.Event != "report" || first.Report.Total != 1 || first.Report.Taps["1"].Share != 100 {
 		t.Fatalf("first event = %+v (report %+v); want a report of the pour", first, first.Report)
@@ -149,7 +149,7 @@ func TestReportOnConnectAndOnTheTick(t *testing.T) {
 func TestNoPeriodicReportWhenIntervalIsZero(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "REPORT_INTERVAL=0")
-	s := ts.subscribe(t)
+	s := ts.subscribe(t, "")
 	if e, err := s.read(300 * time.Millisecond); err == nil {
 		t.Errorf("got %+v with REPORT_INTERVAL=0; want no event", e)
 	}
@@ -158,7 +158,7 @@ func TestNoPeriodicReportWhenIntervalIsZero(t *testing.T) {
 func TestShutdownClosesSubscribersWithGoingAway(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	subs := []*subscription{ts.subscribe(t), ts.subscribe(t), ts.subscribe(t)}
+	subs := []*subscription{ts.subscribe(t, ""), ts.subscribe(t, ""), ts.subscribe(t, "")}
 	var wg sync.WaitGroup
 	for i, s := range subs {
 		wg.Go(func() {
@@ -210,7 +210,7 @@ func settledGoroutines(t *testing.T, limit int, wait time.Duration) {
 func TestSubscriberSendingDataIsClosed(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	s := ts.subscribe(t)
+	s := ts.subscribe(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.conn.Write(ctx, websocket.MessageText, []byte("hello")); err != nil {
@@ -251,7 +251,7 @@ func TestReportsAgreeWithTheEventStream(t *testing.T) {
 	for i := range 6 {
 		stored := ts.list(t, "?page_size=1").Total // join in the middle of the burst
 		waitFor(t, 10*time.Second, "more pours", func() bool { return ts.list(t, "?page_size=1").Total > stored+10 })
-		s := ts.dial(t)
+		s := ts.dial(t, "")
 		readers.Go(func() { checkStreamAgrees(t, i, s, 800*time.Millisecond) })
 	}
 	readers.Wait()
@@ -336,7 +336,7 @@ func TestFrameSentWithTheHandshakeIsRead(t *testing.T) {
 func TestDeadPeerIsFoundByThePing(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "PING_INTERVAL=200ms")
-	ts.dial(t) // never reads: its pongs are never sent
+	ts.dial(t, "") // never reads: its pongs are never sent
 	waitFor(t, 10*time.Second, "the dead peer to be dropped", func() bool {
 		return strings.Contains(ts.logs.String(), "no answer to a ping")
 	})

@@ -168,7 +168,7 @@ func TestCompactionWhileServing(t *testing.T) {
 	t.Parallel()
 	data := filepath.Join(t.TempDir(), "beers.jsonl")
 	ts := startServer(t, "DATA_FILE="+data)
-	sub := ts.subscribe(t)
+	sub := ts.subscribe(t, "")
 	const pours, kept = 700, 40
 	var wg sync.WaitGroup
 	for w := range 4 {

@@ -179,6 +179,7 @@ func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http
 	mux.Handle("GET /api/beers/{id}", handleGet(s))
 	mux.Handle("DELETE /api/beers/{id}", handleDelete(j, cfg.auth))
 	mux.Handle("GET /api/report", handleReport(s))
+	mux.Handle("GET /api/taps", handleTaps(s, h.taps, cfg.auth))
 	mux.Handle("GET /healthz", handleHealth(j))
 	mux.Handle("GET /debug/stats", handleStats(s, h))
 	mux.Handle("GET /sockets/beers", handleSubscribe(h, cfg.auth))

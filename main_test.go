@@ -268,6 +268,18 @@ type wsEvent struct {
 	Beer   *apiBeer    `json:"beer"`
 	ID     int64       `json:"id"`
 	Report *reportBody `json:"report"`
+	Tap    *tapBody    `json:"tap"`
+}
+
+// tapBody is a tap's status as a client decodes it, in a tap event or in
+// GET /api/taps (which adds what it poured).
+type tapBody struct {
+	TapID    int64   `json:"tapId"`
+	Online   bool    `json:"online"`
+	Since    string  `json:"since"`
+	LastPour string  `json:"lastPour"`
+	Beers    int     `json:"beers"`
+	Volume   float64 `json:"volume"`
 }
 
 // A subscription is a real WebSocket client of /sockets/beers.
@@ -276,21 +288,22 @@ type subscription struct {
 	conn *websocket.Conn
 }
 
-// subscribe connects to the server's stream and reads the report that
+// subscribe connects to the server's stream as dial does, and reads the report that
 // every new subscriber gets first.
-func (ts *testServer) subscribe(t *testing.T, header ...string) *subscription {
+func (ts *testServer) subscribe(t *testing.T, query string, header ...string) *subscription {
 	t.Helper()
-	s := ts.dial(t, header...)
+	s := ts.dial(t, query, header...)
 	if e := s.next(); e.Event != "report" || e.Report == nil {
 		t.Fatalf("first event = %+v; want a report", e)
 	}
 	return s
 }
 
-// dial connects to the server's stream without reading anything.
-func (ts *testServer) dial(t *testing.T, header ...string) *subscription {
+// dial connects to the server's stream with query (such as "?tapId=3")
+// and header without reading anything.
+func (ts *testServer) dial(t *testing.T, query string, header ...string) *subscription {
 	t.Helper()
-	c, _, err := ts.dialWebSocket("", header...)
+	c, _, err := ts.dialWebSocket(query, header...)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -397,7 +410,7 @@ func TestStats(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
 	ts.pour(t, 1, 500)
-	ts.subscribe(t)
+	ts.subscribe(t, "")
 	var st statsBody
 	waitFor(t, 5*time.Second, "the subscriber to count", func() bool {
 		st = ts.stats(t)
@@ -443,7 +456,7 @@ func TestBadSettingsStopStartUp(t *testing.T) {
 func TestSIGTERM(t *testing.T) {
 	t.Parallel()
 	ts := startServerProcess(t, buildBinary(t, "."), filepath.Join(t.TempDir(), "beers.jsonl"))
-	sub := ts.subscribe(t)
+	sub := ts.subscribe(t, "")
 	// The request asks to be told to send its body, so that the handler is
 	// known to be running when the server is told to stop.
 	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))

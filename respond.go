@@ -69,7 +69,7 @@ func handleNoRoute(mux *http.ServeMux) apiFunc {
 		}
 		if len(allow) == 0 {
 			return errorf(http.StatusNotFound,
-				"nothing at %s: the API is /api/beers, /api/beers/{id}, /api/report, /healthz and /sockets/beers; the dashboard is /", r.URL.Path)
+				"nothing at %s: the API is /api/beers, /api/beers/{id}, /api/report, /api/taps, /healthz and /sockets/beers; the dashboard is /", r.URL.Path)
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		return errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allow, ", "))

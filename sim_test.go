@@ -22,21 +22,29 @@ func TestSimulator(t *testing.T) {
 	server := buildBinary(t, ".")
 	data := filepath.Join(t.TempDir(), "beers.jsonl")
 	tokens := "TAP_TOKENS=5:" + tap1Token
-	ts := startServerProcess(t, server, data, tokens)
+	ts := startServerProcess(t, server, data, tokens, "ADMIN_TOKEN="+adminToken)
 	u, _ := url.Parse(ts.url)
 	tap := startProcess(t, buildBinary(t, "./client"), "INET_ADDR="+u.Host, "TAP_ID=5", "POUR_INTERVAL=40ms", "TAP_TOKEN="+tap1Token)
 
 	waitFor(t, 10*time.Second, "3 pours of tap 5", func() bool { return ts.list(t, "?tapId=5").Total >= 3 })
-	waitFor(t, 10*time.Second, "the simulator to log a pour event in words", func() bool {
-		return regexp.MustCompile(`tap 5 poured an? (half|pint|stein) of [0-9.]+ ml \(id \d+\)`).MatchString(tap.out.String())
+	waitFor(t, 10*time.Second, "the simulator to subscribe as tap 5", func() bool {
+		return strings.Contains(tap.out.String(), "tap 5's meter is online")
 	})
+	// It hears of the other taps' pours, not of its own.
+	other := ts.pour(t, 6, 330, "Authorization", "Bearer "+adminToken)
+	waitFor(t, 10*time.Second, "the simulator to log tap 6's pour in words", func() bool {
+		return strings.Contains(tap.out.String(), fmt.Sprintf("tap 6 poured a pint of 330 ml (id %d)", other.ID))
+	})
+	if regexp.MustCompile(`tap 5 poured`).MatchString(tap.out.String()) {
+		t.Errorf("the simulator was told of its own pours:\n%s", tap.out)
+	}
 
 	before := ts.list(t, "?tapId=5").Total
 	ts.proc.stop(t, syscall.SIGKILL)
 	waitFor(t, 10*time.Second, "the simulator to keep pours while the server is down", func() bool {
 		return strings.Count(tap.out.String(), "could not deliver a pour") >= 2
 	})
-	ts = startServerProcess(t, server, data, tokens, "PORT="+u.Port())
+	ts = startServerProcess(t, server, data, tokens, "ADMIN_TOKEN="+adminToken, "PORT="+u.Port())
 	waitFor(t, 20*time.Second, "the simulator to subscribe again", func() bool {
 		return strings.Count(tap.out.String(), "subscribed to the server's events") >= 2
 	})

@@ -56,6 +56,8 @@ func TestDescribe(t *testing.T) {
 		{`{"event":"pour","beer":{"id":41,"tapId":2,"volume":512.3,"type":"pint","timestamp":"2026-11-28T21:04:05.123Z"}}`,
 			"tap 2 poured a pint of 512.3 ml (id 41)"},
 		{`{"event":"deleted","id":7}`, "pour 7 was deleted"},
+		{`{"event":"tap","tap":{"tapId":3,"online":true,"since":"2026-11-28T21:04:05.123Z"}}`, "tap 3's meter is online"},
+		{`{"event":"tap","tap":{"tapId":3,"online":false,"since":"2026-11-28T21:04:05.123Z"}}`, "tap 3's meter went offline"},
 		{`{"event":"report","report":{"total":3,"volume":1700,"taps":{"10":{"beers":1,"volume":500,"share":33.33},"2":{"beers":2,"volume":1200,"share":66.67}},"types":{"half":0,"pint":2,"stein":1}}}`,
 			"report: 3 beers, 1.7 l (half 0, pint 2, stein 1); shares: tap 2 66.67%, tap 10 33.33%"},
 		{`{"event":"report","report":{"total":0,"volume":0,"taps":{},"types":{"half":0,"pint":0,"stein":0}}}`,

@@ -44,7 +44,11 @@ func subscribe(ctx context.Context, cfg config, log *slog.Logger) (connected boo
 	if cfg.token != "" {
 		h.Set("Authorization", "Bearer "+cfg.token)
 	}
-	c, _, err := websocket.Dial(dctx, "ws://"+cfg.addr+"/sockets/beers", &websocket.DialOptions{HTTPHeader: h})
+	u := "ws://" + cfg.addr + "/sockets/beers"
+	if cfg.interval > 0 {
+		u += fmt.Sprintf("?tapId=%d", cfg.tap) // a tap: told of the other taps' pours, not of its own
+	}
+	c, _, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPHeader: h})
 	if err != nil {
 		return false, err
 	}
@@ -62,9 +66,13 @@ func subscribe(ctx context.Context, cfg config, log *slog.Logger) (connected boo
 
 // An event is one message of the server's stream.
 type event struct {
-	Event  string `json:"event"`
-	Beer   *beer  `json:"beer"`
-	ID     int64  `json:"id"`
+	Event string `json:"event"`
+	Beer  *beer  `json:"beer"`
+	ID    int64  `json:"id"`
+	Tap   *struct {
+		TapID  int64 `json:"tapId"`
+		Online bool  `json:"online"`
+	} `json:"tap"`
 	Report *struct {
 		Total  int     `json:"total"`
 		Volume float64 `json:"volume"`
@@ -94,6 +102,10 @@ func describe(msg []byte) string {
 		return fmt.Sprintf("tap %d poured a %s of %g ml (id %d)", b.TapID, b.Type, b.Volume, b.ID)
 	case e.Event == "deleted":
 		return fmt.Sprintf("pour %d was deleted", e.ID)
+	case e.Event == "tap" && e.Tap != nil && e.Tap.Online:
+		return fmt.Sprintf("tap %d's meter is online", e.Tap.TapID)
+	case e.Event == "tap" && e.Tap != nil:
+		return fmt.Sprintf("tap %d's meter went offline", e.Tap.TapID)
 	case e.Event == "report" && e.Report != nil:
 		r := e.Report
 		var taps []string

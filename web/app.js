@@ -18,9 +18,10 @@ const $ = (id) => document.getElementById(id);
 const state = {
   report: { total: 0, volume: 0, taps: {}, types: { half: 0, pint: 0, stein: 0 } },
   pours: new Map(),   // id -> beer, the pours of the window and the feed
-  deleted: new Set(), // ids deleted since the page loaded, never shown again
+  deleted: new Set(), // ids deleted over this connection
   live: new Set(),    // ids that arrived over this connection
   fresh: new Set(),   // ids that arrived live, to animate once
+  taps: new Map(),    // tap id -> {online, since}: whether its meter is online
 };
 
 // ---- the connection ----
@@ -35,6 +36,7 @@ function connect() {
   ws.onopen = () => {
     backoff = 500;
     state.live.clear();
+    state.deleted.clear();
     setState("live", "live");
     refresh(); // what happened before this connection
   };
@@ -73,6 +75,9 @@ function handle(event) {
     case "report":
       state.report = event.report;
       break;
+    case "tap":
+      state.taps.set(String(event.tap.tapId), event.tap);
+      break;
   }
   render();
 }
@@ -96,10 +101,14 @@ async function fetchReport() {
 
 // refresh fetches the latest pours, newest page first, until the
 // pours-per-minute window is covered, and puts them in place of what the
-// page had, which may hold pours deleted while it was away. The report
-// came with the connection.
+// page had: what the server holds now, and what this connection told of
+// since. The page keeps nothing of an earlier connection, whose server may
+// have lost its pours or given their ids to others. The report came with
+// the connection.
 async function refresh() {
   try {
+    const taps = await getJSON("/api/taps");
+    state.taps = new Map(taps.taps.map((t) => [String(t.tapId), t]));
     const first = await getJSON("/api/beers?page_size=1");
     const since = Date.now() - WINDOW_MINUTES * 60000;
     const pours = new Map();
@@ -158,22 +167,26 @@ function svgEl(name, attrs, text) {
 
 function renderShares(taps) {
   const svg = $("shares");
-  const ids = Object.keys(taps).sort((a, b) => a - b);
-  const row = 46, width = svg.clientWidth || 600, labelW = 90, valueW = 150;
-  const top = Math.max(1, ...ids.map((id) => taps[id].share)); // the longest bar fills the row
+  const ids = [...new Set([...Object.keys(taps), ...state.taps.keys()])].sort((a, b) => a - b);
+  const row = 46, width = svg.clientWidth || 600, labelW = 120, valueW = 190;
+  const none = { beers: 0, share: 0 };
+  const top = Math.max(1, ...ids.map((id) => (taps[id] || none).share)); // the longest bar fills the row
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${width} ${Math.max(row, ids.length * row)}`);
   $("no-taps").hidden = ids.length > 0;
   ids.forEach((id, i) => {
-    const tap = taps[id];
+    const tap = taps[id] || none;
+    const online = (state.taps.get(id) || {}).online === true;
     const y = i * row;
     const barW = Math.max(2, (width - labelW - valueW) * tap.share / top);
-    const g = svgEl("g", { "data-tap": id, "data-share": tap.share });
+    const g = svgEl("g", { "data-tap": id, "data-share": tap.share, "data-online": online });
     g.append(
-      svgEl("text", { x: 0, y: y + 30 }, `Tap ${id}`),
+      svgEl("circle", { cx: 10, cy: y + 23, r: 9, class: online ? "online" : "offline" }),
+      svgEl("text", { x: 28, y: y + 30 }, `Tap ${id}`),
       svgEl("rect", { class: "bar", x: labelW, y: y + 8, width: barW, height: row - 16, rx: 5 }),
       svgEl("text", { x: labelW + barW + 10, y: y + 30, class: "share" }, `${tap.share}%`),
-      svgEl("text", { x: width, y: y + 30, "text-anchor": "end", class: "muted" }, `${tap.beers}`),
+      svgEl("text", { x: width, y: y + 30, "text-anchor": "end", class: online ? "muted" : "off" },
+        `${tap.beers} · ${online ? "online" : "offline"}`),
     );
     svg.append(g);
   });
@@ -205,22 +218,25 @@ function renderRate() {
   );
 }
 
-const rows = new Map(); // id -> li: rows stay in place so that an arrival animates once
+// rows stay in place so that an arrival animates once. They are keyed by
+// the whole pour: a restarted server may give an id to another pour.
+const rows = new Map(); // key -> li
+const keyOf = (beer) => JSON.stringify(beer);
 
 function renderFeed() {
   const latest = [...state.pours.values()].sort((a, b) => b.id - a.id).slice(0, FEED_SIZE);
-  const keep = new Set(latest.map((b) => b.id));
-  for (const [id, li] of rows) {
-    if (!keep.has(id)) {
+  const keep = new Set(latest.map(keyOf));
+  for (const [key, li] of rows) {
+    if (!keep.has(key)) {
       li.remove();
-      rows.delete(id);
+      rows.delete(key);
     }
   }
   const feed = $("feed");
   let prev = null;
   for (const beer of latest) {
-    let li = rows.get(beer.id);
-    if (!li) rows.set(beer.id, (li = row(beer)));
+    let li = rows.get(keyOf(beer));
+    if (!li) rows.set(keyOf(beer), (li = row(beer)));
     const at = prev ? prev.nextSibling : feed.firstChild;
     if (li !== at) feed.insertBefore(li, at);
     prev = li;
