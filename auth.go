@@ -29,8 +29,7 @@ type caller struct {
 	tap   int64 // the tap whose token it holds, or 0
 }
 
-// loadAuth reads ADMIN_TOKEN and TAP_TOKENS or TAP_TOKENS_FILE. Its errors
-// name the setting and never a token.
+// loadAuth reads the token settings; its errors name the setting, never a token.
 func loadAuth(getenv func(string) string) (*auth, error) {
 	a := &auth{tokens: make(map[[sha256.Size]byte]caller)}
 	spec, source := getenv("TAP_TOKENS"), "TAP_TOKENS"

@@ -29,8 +29,7 @@ type pour struct {
 	PourID string  `json:"pourId,omitempty"` // the tap's own name for it, or ""
 }
 
-// A stamp is a time in Unix milliseconds. In JSON it is RFC 3339 in UTC
-// with milliseconds: 2026-11-28T21:04:05.123Z.
+// A stamp is a time in Unix milliseconds; in JSON 2026-11-28T21:04:05.123Z.
 type stamp int64
 
 func (s stamp) MarshalText() ([]byte, error) {
@@ -184,22 +183,20 @@ func kindOf(raw []byte) string {
 	return cmp.Or(kinds[raw[0]], "a number")
 }
 
-// handleCreate stores a pour: 201 and the pour, or 200 and the pour the
-// tap stored before under the same pourId.
+// handleCreate stores a pour: 201, or 200 for a repeated pourId.
 func handleCreate(j *journal, a *auth) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		who, err := a.caller(w, r, false)
-		if err != nil {
-			return err
+		p, status := pour{}, 0
+		if err == nil {
+			p, err = readPour(w, r)
 		}
-		p, err := readPour(w, r)
 		if err == nil {
 			err = who.mayPour(p.Tap)
 		}
-		if err != nil {
-			return err
+		if err == nil {
+			p, status, err = j.pour(p)
 		}
-		p, status, err := j.pour(p)
 		if err != nil {
 			return err
 		}
@@ -265,8 +262,7 @@ func noSuchPour(id string) error {
 	return errorf(http.StatusNotFound, "no pour has id %s: it was never stored or has been deleted", id)
 }
 
-// List paging: a page holds defaultPageSize pours unless page_size says
-// otherwise, and never more than maxPageSize.
+// List paging: defaultPageSize pours a page unless page_size says, at most maxPageSize.
 const (
 	defaultPageSize = 50
 	maxPageSize     = 1000

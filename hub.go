@@ -138,9 +138,8 @@ func (h *hub) send(subs map[*subscriber]struct{}, m message) {
 	}
 }
 
-// count counts s, if it is a tap's subscriber, in (by 1) or out (by -1) of
-// its tap's, and tells every subscriber when that takes the tap online or
-// offline.
+// count counts s, if a tap's, in (1) or out (-1) of its tap's subscribers,
+// and tells every subscriber when that takes the tap online or offline.
 func (h *hub) count(subs map[*subscriber]struct{}, s *subscriber, by int) {
 	if s.tap == 0 {
 		return
@@ -150,9 +149,8 @@ func (h *hub) count(subs map[*subscriber]struct{}, s *subscriber, by int) {
 	}
 }
 
-// drop takes s out of subs and tells it to close with code once it has
-// written what waits; if it has not within closeWait, its connection is
-// closed without a close frame.
+// drop takes s out of subs and has it close with code once it has written
+// what waits, or without a close frame after closeWait.
 func (h *hub) drop(subs map[*subscriber]struct{}, s *subscriber, code websocket.StatusCode, reason string) {
 	delete(subs, s)
 	s.mu.Lock()
@@ -196,8 +194,7 @@ func (h *hub) sendReports(ctx context.Context) {
 	}
 }
 
-// join adds s, whose first event is a report of the store as it is now,
-// and serves it on a goroutine of its own.
+// join adds s, whose first event is a report of the store now, and serves it.
 func (h *hub) join(s *subscriber) {
 	h.conns.Add(1)
 	h.subscribers.Add(1)
@@ -362,8 +359,7 @@ func handleSubscribe(h *hub, a *auth) apiFunc {
 	}
 }
 
-// checkHandshake checks what websocket.Accept checks, so that the caller
-// gets a JSON error that says what to change.
+// checkHandshake checks what websocket.Accept checks, to answer a JSON error.
 func checkHandshake(w http.ResponseWriter, r *http.Request) error {
 	connection := strings.ToLower(strings.Join(r.Header.Values("Connection"), ","))
 	if !strings.Contains(connection, "upgrade") || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || !r.ProtoAtLeast(1, 1) {

@@ -84,6 +84,16 @@ func pourLine(id int) string {
 
 func TestStartUpCutsATornLastLine(t *testing.T) {
 	t.Parallel()
+	// The last of the 4,096 lines that replay reads at once, a whole line
+	// that does not replay.
+	var long strings.Builder
+	for id := 1; id < 4096; id++ {
+		long.WriteString(pourLine(id))
+	}
+	ts, _ := startWithJournal(t, long.String()+`{"op":"delete","id":99999}`+"\n")
+	if l := ts.list(t, "?page_size=1"); l.Total != 4095 || !strings.Contains(ts.logs.String(), `"line":4096`) {
+		t.Errorf("after a bad line 4096 the server holds %d pours and logged:\n%.300s", l.Total, ts.logs)
+	}
 	good := pourLine(1) + pourLine(2) + pourLine(3)
 	for _, tail := range []string{
 		`{"op":"pour","beer":{"id":4,"tapId":1,"vol`, // cut in the middle

@@ -53,8 +53,7 @@ func healthcheck(getenv func(string) string) int {
 	return 0
 }
 
-// shutdownWait bounds how long in-flight requests may take to finish, and
-// then how long subscribers may take to close, once the server is stopping.
+// shutdownWait bounds, once stopping, the wait for requests, then for subscribers.
 const shutdownWait = 10 * time.Second
 
 // config is the server's settings, read from the environment.

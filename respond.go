@@ -116,8 +116,7 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// loggedPath is the path and query of u with the value of any token
-// parameter replaced, so that no secret reaches a log.
+// loggedPath is u's path and query with every token parameter's value hidden.
 func loggedPath(u *url.URL) string {
 	q := u.Query()
 	for name := range q {
