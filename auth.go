@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -15,55 +14,41 @@ import (
 	"strings"
 )
 
-// An auth knows the tokens that may change things. With no token
-// configured it is off and every caller may do everything; once any is
-// configured, pouring, deleting and subscribing need one. Reading stays
-// public.
+// An auth knows the tokens. With no token configured it is off and every
+// caller may do everything; once any is configured, pouring, deleting and
+// subscribing need one. Reading stays public.
 type auth struct {
 	tokens map[[sha256.Size]byte]caller // by the token's hash, so that no token is kept or compared
 }
 
 // A caller is who a request comes from.
 type caller struct {
-	admin bool  // holds ADMIN_TOKEN, or auth is off
-	tap   int64 // the tap whose token it holds, or 0
+	admin  bool   // holds ADMIN_TOKEN, or auth is off
+	tap    int64  // the tap whose token it holds, or 0
+	screen string // the screen whose token it holds, which may only watch, or ""
 }
 
 // loadAuth reads the token settings; its errors name the setting, never a token.
 func loadAuth(getenv func(string) string) (*auth, error) {
 	a := &auth{tokens: make(map[[sha256.Size]byte]caller)}
-	spec, source := getenv("TAP_TOKENS"), "TAP_TOKENS"
-	if file := getenv("TAP_TOKENS_FILE"); file != "" {
-		if spec != "" {
-			return nil, errors.New("TAP_TOKENS and TAP_TOKENS_FILE are both set: set one of them")
-		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("TAP_TOKENS_FILE: %w", err)
-		}
-		spec, source = string(b), "TAP_TOKENS_FILE "+file
+	taps, source, err := entries(getenv, "TAP_TOKENS")
+	if err != nil {
+		return nil, err
 	}
-	// Entries are tapId:token, separated by commas or lines; blank lines
-	// and lines starting with # are skipped.
-	taps := make(map[int64]bool)
-	for n, entry := range strings.Split(strings.ReplaceAll(spec, ",", "\n"), "\n") {
-		if entry = strings.TrimSpace(entry); entry == "" || strings.HasPrefix(entry, "#") {
-			continue
-		}
-		id, token, _ := strings.Cut(entry, ":")
-		tap, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64)
-		h := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		switch {
+	for n, e := range taps {
+		tap, err := strconv.ParseInt(e[0], 10, 64)
+		h := sha256.Sum256([]byte(e[1]))
+		switch other := a.tokens[h]; {
 		case err != nil || tap < 1: // the entry is not shown: it may be a token without its tap id
 			return nil, fmt.Errorf("%s entry %d does not start with a tap id: write tapId:token, with a tap id from 1", source, n+1)
-		case strings.TrimSpace(token) == "":
+		case e[1] == "":
 			return nil, fmt.Errorf("%s entry %d: tap %d has an empty token: write tapId:token", source, n+1, tap)
-		case taps[tap]:
+		case slices.Contains(slices.Collect(maps.Values(a.tokens)), caller{tap: tap}):
 			return nil, fmt.Errorf("%s: tap %d is given twice: give each tap one token", source, tap)
-		case a.tokens[h].tap != 0:
-			return nil, fmt.Errorf("%s: taps %d and %d have the same token: give each tap its own", source, a.tokens[h].tap, tap)
+		case other.tap != 0:
+			return nil, fmt.Errorf("%s: taps %d and %d have the same token: give each tap its own", source, other.tap, tap)
 		}
-		taps[tap], a.tokens[h] = true, caller{tap: tap}
+		a.tokens[h] = caller{tap: tap}
 	}
 	if admin := strings.TrimSpace(getenv("ADMIN_TOKEN")); admin != "" {
 		h := sha256.Sum256([]byte(admin))
@@ -72,26 +57,74 @@ func loadAuth(getenv func(string) string) (*auth, error) {
 		}
 		a.tokens[h] = caller{admin: true}
 	}
+	screens, source, err := entries(getenv, "SCREEN_TOKENS")
+	if err != nil {
+		return nil, err
+	}
+	for n, e := range screens {
+		h := sha256.Sum256([]byte(e[1]))
+		_, taken := a.tokens[h]
+		switch {
+		case e[0] == "" || strings.Trim(e[0], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != "":
+			return nil, fmt.Errorf("%s entry %d does not start with a name: write name:token, with a name of letters, digits or -_.", source, n+1)
+		case e[1] == "":
+			return nil, fmt.Errorf("%s entry %d: screen %q has an empty token: write name:token", source, n+1, e[0])
+		case slices.Contains(slices.Collect(maps.Values(a.tokens)), caller{screen: e[0]}):
+			return nil, fmt.Errorf("%s: screen %q is given twice: give each screen one token", source, e[0])
+		case taken:
+			return nil, fmt.Errorf("%s: screen %q has the token of a tap, the admin or another screen: give each its own", source, e[0])
+		}
+		a.tokens[h] = caller{screen: e[0]}
+	}
 	return a, nil
 }
 
+// entries returns the name:token entries of setting, or of the file that
+// setting_FILE names, and which it read. Entries are separated by commas
+// or lines; blank lines and lines starting with # are skipped.
+func entries(getenv func(string) string, setting string) ([][2]string, string, error) {
+	spec, source := getenv(setting), setting
+	if file := getenv(setting + "_FILE"); file != "" {
+		if spec != "" {
+			return nil, "", fmt.Errorf("%s and %s_FILE are both set: set one of them", setting, setting)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s_FILE: %w", setting, err)
+		}
+		spec, source = string(b), setting+"_FILE "+file
+	}
+	var list [][2]string
+	for entry := range strings.SplitSeq(strings.ReplaceAll(spec, ",", "\n"), "\n") {
+		if entry = strings.TrimSpace(entry); entry != "" && !strings.HasPrefix(entry, "#") {
+			name, token, _ := strings.Cut(entry, ":")
+			list = append(list, [2]string{strings.TrimSpace(name), strings.TrimSpace(token)})
+		}
+	}
+	return list, source, nil
+}
+
 // logMode says at start-up how the server is protected.
-func (a *auth) logMode(log *slog.Logger) {
-	switch taps := len(a.tokens); {
-	case taps == 0:
+func (a *auth) logMode(log *slog.Logger, tls bool) {
+	switch tokens := slices.Collect(maps.Values(a.tokens)); {
+	case len(tokens) == 0:
 		log.Warn("authentication is off: anyone who can reach the server may pour, delete and subscribe; set TAP_TOKENS and ADMIN_TOKEN to protect it")
-	case !slices.Contains(slices.Collect(maps.Values(a.tokens)), caller{admin: true}):
-		log.Warn("ADMIN_TOKEN is not set: nobody can delete pours", "taps", taps)
+		return
+	case !slices.Contains(tokens, caller{admin: true}):
+		log.Warn("ADMIN_TOKEN is not set: nobody can delete pours", "tokens", len(tokens))
 	default:
-		log.Info("authentication is on", "taps", taps-1)
+		log.Info("authentication is on", "tokens", len(tokens))
+	}
+	if !tls {
+		log.Warn("tokens cross the network in clear text: set TLS_CERT_FILE and TLS_KEY_FILE to encrypt them")
 	}
 }
 
 // caller returns who sent r: a bearer token in the Authorization header
-// or, where allowQuery (browsers cannot set headers on a WebSocket), the
-// token query parameter. It is a 401 when auth is on and the token is
-// missing or unknown.
-func (a *auth) caller(w http.ResponseWriter, r *http.Request, allowQuery bool) (caller, error) {
+// or, for a WebSocket (browsers cannot set headers on one), the
+// subprotocol token.<token> or the token query parameter. It is a 401 when
+// auth is on and the token is missing or unknown.
+func (a *auth) caller(w http.ResponseWriter, r *http.Request, ws bool) (caller, error) {
 	if len(a.tokens) == 0 {
 		return caller{admin: true}, nil
 	}
@@ -99,36 +132,47 @@ func (a *auth) caller(w http.ResponseWriter, r *http.Request, allowQuery bool) (
 	if !strings.EqualFold(scheme, "Bearer") {
 		token = ""
 	}
-	if token = strings.TrimSpace(token); token == "" && allowQuery {
+	for p := range strings.SplitSeq(strings.Join(r.Header.Values("Sec-WebSocket-Protocol"), ","), ",") {
+		if t, ok := strings.CutPrefix(strings.TrimSpace(p), "token."); ok && ws && token == "" {
+			token = t
+		}
+	}
+	if token = strings.TrimSpace(token); token == "" && ws {
 		token = r.URL.Query().Get("token")
 	}
 	who, known := a.tokens[sha256.Sum256([]byte(token))]
 	switch {
-	case token == "" && allowQuery:
+	case token == "" && ws:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="altair"`)
-		return caller{}, errorf(http.StatusUnauthorized, "this needs a token: send Authorization: Bearer <token> or ?token=<token>")
+		return caller{}, errorf(http.StatusUnauthorized, "this needs a token: send Authorization: Bearer <token>, the subprotocol token.<token> or ?token=<token>")
 	case token == "":
 		w.Header().Set("WWW-Authenticate", `Bearer realm="altair"`)
 		return caller{}, errorf(http.StatusUnauthorized, "this needs a token: send Authorization: Bearer <token>")
 	case !known:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="altair", error="invalid_token"`)
-		return caller{}, errorf(http.StatusUnauthorized, "the token is not a tap's or the admin's: check the token")
+		return caller{}, errorf(http.StatusUnauthorized, "the token is not a tap's, a screen's or the admin's: check the token")
 	}
 	return who, nil
 }
 
 // mayPour is nil when who may pour for tap, or a 403.
 func (who caller) mayPour(tap int64) error {
-	if who.admin || who.tap == tap {
+	switch {
+	case who.admin || who.tap == tap:
 		return nil
+	case who.screen != "":
+		return errorf(http.StatusForbidden, "screen %q's token may only watch: pour with tap %d's token", who.screen, tap)
 	}
 	return errorf(http.StatusForbidden, "tap %d's token may pour only for tap %d, not for tap %d", who.tap, who.tap, tap)
 }
 
 // mayDelete is nil when who may delete pours, or a 403.
 func (who caller) mayDelete() error {
-	if who.admin {
+	switch {
+	case who.admin:
 		return nil
+	case who.screen != "":
+		return errorf(http.StatusForbidden, "screen %q's token may only watch: delete with the admin token", who.screen)
 	}
 	return errorf(http.StatusForbidden, "only the admin token may delete pours, not tap %d's", who.tap)
 }

@@ -19,7 +19,10 @@ const (
 	adminToken = "admin-5d1e6b0c"
 )
 
-var protected = []string{"TAP_TOKENS=1:" + tap1Token + ",2:" + tap2Token, "ADMIN_TOKEN=" + adminToken}
+const screenToken = "screen-tv-3c8e21aa"
+
+var protected = []string{"TAP_TOKENS=1:" + tap1Token + ",2:" + tap2Token, "ADMIN_TOKEN=" + adminToken,
+	"SCREEN_TOKENS=bar-tv:" + screenToken}
 
 // TestAccess checks every caller against every action, in open and in
 // protected mode, with the exact status for each.
@@ -27,6 +30,7 @@ func TestAccess(t *testing.T) {
 	t.Parallel()
 	callers := []struct{ name, token string }{
 		{"no token", ""}, {"wrong token", "not-a-token"}, {"tap 1", tap1Token}, {"tap 2", tap2Token}, {"admin", adminToken},
+		{"screen", screenToken},
 	}
 	actions := []string{"POST for tap 1", "POST for tap 2", "DELETE", "GET list", "GET one", "report", "subscribe"}
 	modes := []struct {
@@ -40,6 +44,7 @@ func TestAccess(t *testing.T) {
 			"tap 1":       {201, 201, 204, 200, 200, 200, 101},
 			"tap 2":       {201, 201, 204, 200, 200, 200, 101},
 			"admin":       {201, 201, 204, 200, 200, 200, 101},
+			"screen":      {201, 201, 204, 200, 200, 200, 101},
 		}},
 		{"protected", protected, map[string][]int{
 			"no token":    {401, 401, 401, 200, 200, 200, 401},
@@ -47,6 +52,7 @@ func TestAccess(t *testing.T) {
 			"tap 1":       {201, 403, 403, 200, 200, 200, 101},
 			"tap 2":       {403, 201, 403, 200, 200, 200, 101},
 			"admin":       {201, 201, 204, 200, 200, 200, 101},
+			"screen":      {403, 403, 403, 200, 200, 200, 101},
 		}},
 	}
 	for _, mode := range modes {
@@ -198,6 +204,15 @@ func TestBadTokenSettingsStopStartUp(t *testing.T) {
 		{"admin is a tap", map[string]string{"TAP_TOKENS": "1:secret-1", "ADMIN_TOKEN": "secret-1"}, "ADMIN_TOKEN is also the token of tap 1 in TAP_TOKENS"},
 		{"both settings", map[string]string{"TAP_TOKENS": "1:secret-1", "TAP_TOKENS_FILE": missing}, "TAP_TOKENS and TAP_TOKENS_FILE are both set"},
 		{"missing file", map[string]string{"TAP_TOKENS_FILE": missing}, "TAP_TOKENS_FILE"},
+		{"screen without a name", map[string]string{"SCREEN_TOKENS": ":secret-1"}, "SCREEN_TOKENS entry 1 does not start with a name"},
+		{"screen name with a space", map[string]string{"SCREEN_TOKENS": "bar tv:secret-1"}, "SCREEN_TOKENS entry 1 does not start with a name"},
+		{"screen without a token", map[string]string{"SCREEN_TOKENS": "tv:secret-1,office:"}, `SCREEN_TOKENS entry 2: screen "office" has an empty token`},
+		{"screen twice", map[string]string{"SCREEN_TOKENS": "tv:secret-1,tv:secret-2"}, `SCREEN_TOKENS: screen "tv" is given twice`},
+		{"screen with a tap's token", map[string]string{"TAP_TOKENS": "1:secret-1", "SCREEN_TOKENS": "tv:secret-1"}, `SCREEN_TOKENS: screen "tv" has the token of a tap`},
+		{"screen with the admin's token", map[string]string{"ADMIN_TOKEN": "secret-1", "SCREEN_TOKENS": "tv:secret-1"}, `SCREEN_TOKENS: screen "tv" has the token of a tap, the admin`},
+		{"screens sharing a token", map[string]string{"SCREEN_TOKENS": "tv:secret-1,office:secret-1"}, `screen "office" has the token of`},
+		{"screen file and setting", map[string]string{"SCREEN_TOKENS": "tv:secret-1", "SCREEN_TOKENS_FILE": missing}, "SCREEN_TOKENS and SCREEN_TOKENS_FILE are both set"},
+		{"missing screen file", map[string]string{"SCREEN_TOKENS_FILE": missing}, "SCREEN_TOKENS_FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,4 +268,39 @@ func TestRefusedWritesChangeNothing(t *testing.T) {
 	var stored beerBody
 	decode(t, b, &stored)
 	sub.nextPour(stored.Beer) // the first event since the refusals
+}
+
+// A browser cannot set headers on a WebSocket: the dashboard sends its
+// token as a subprotocol, which the server takes, answers with "altair",
+// and never logs.
+func TestTokenAsSubprotocol(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, protected...)
+	u := "ws" + strings.TrimPrefix(ts.url, "http") + "/sockets/beers"
+	dial := func(protocols ...string) (*websocket.Conn, *http.Response, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return websocket.Dial(ctx, u, &websocket.DialOptions{Subprotocols: protocols})
+	}
+	c, _, err := dial("altair", "token."+screenToken)
+	if err != nil {
+		t.Fatalf("subscribing with the screen's token as a subprotocol: %v", err)
+	}
+	defer c.CloseNow()
+	if c.Subprotocol() != "altair" {
+		t.Errorf("subprotocol %q; want altair", c.Subprotocol())
+	}
+	s := &subscription{t: t, conn: c}
+	s.next() // the report
+	b := ts.pour(t, 2, 500, "Authorization", "Bearer "+tap2Token)
+	s.nextPour(b)
+	if _, resp, err := dial("altair", "token.not-a-token"); err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Errorf("a wrong token as a subprotocol: %v, %v; want a 401 before the upgrade", resp, err)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, 5*time.Second, "the disconnect line", func() bool { return strings.Contains(ts.logs.String(), "subscriber disconnected") })
+	logs := ts.logs.String()
+	if strings.Contains(logs, screenToken) || !strings.Contains(logs, `"screen":"bar-tv"`) {
+		t.Errorf("the logs should name the screen and never show its token:\n%s", logs)
+	}
 }

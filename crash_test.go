@@ -54,7 +54,7 @@ func startServerProcess(t *testing.T, bin, data string, env ...string) *testServ
 	p := startProcess(t, bin, env...)
 	select {
 	case addr := <-p.out.listening:
-		return &testServer{url: "http://" + addr, logs: p.out, stop: func() { p.stop(t, syscall.SIGTERM) }, proc: p}
+		return &testServer{url: schemeOf(env) + "://" + addr, logs: p.out, stop: func() { p.stop(t, syscall.SIGTERM) }, proc: p}
 	case <-p.exited:
 		t.Fatalf("the server exited at start-up: %v\n%s", p.err, p.out)
 	case <-time.After(20 * time.Second):

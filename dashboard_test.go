@@ -35,8 +35,10 @@ func TestDashboard(t *testing.T) {
 	post(2, 200)
 
 	page := openChromium(t)
-	page.navigate(ts.url + "/?token=" + adminToken)
-	page.waitFor(5*time.Second, `state() === "live" && text("total-beers") === "2"`)
+	// The screen's token is in the fragment, which no server sees; the page
+	// takes it out of the address bar and hands it to its WebSocket.
+	page.navigate(ts.url + "/#token=" + screenToken)
+	page.waitFor(5*time.Second, `state() === "live" && text("total-beers") === "2" && location.hash === ""`)
 
 	// New pours appear within a second: in the feed, the totals and the shares.
 	for i, p := range []struct {
@@ -59,6 +61,7 @@ func TestDashboard(t *testing.T) {
 	// The server goes away: the page says so, then comes back by itself and
 	// shows what it missed. The pour appended to the journal while the server
 	// was down reaches the page only through that catching up.
+	first := ts
 	ts.stop()
 	page.waitFor(3*time.Second, `state() === "reconnecting"`)
 	appendFile(t, data, fmt.Sprintf(`{"op":"pour","beer":{"id":7,"tapId":4,"volume":1000,"type":"stein","timestamp":%q}}`+"\n",
@@ -66,6 +69,11 @@ func TestDashboard(t *testing.T) {
 	ts = startServer(t, append(env, "PORT="+strings.TrimPrefix(ts.url, "http://127.0.0.1:"))...)
 	page.waitFor(15*time.Second, `state() === "live" && first().id === "7" && first().tap === "4" && text("total-beers") === "7"`)
 	page.checkMatchesReport(t, ts)
+	for _, logs := range []string{first.logs.String(), ts.logs.String()} {
+		if strings.Contains(logs, screenToken) || !strings.Contains(logs, `"screen":"bar-tv"`) {
+			t.Errorf("the logs show the screen's token, or do not name the screen:\n%s", logs)
+		}
+	}
 	if counts := page.eval(`document.getElementById("rate").dataset.counts`).(string); sumCSV(counts) != 7 {
 		t.Errorf("pours per minute %s; want the 7 pours of the last minutes", counts)
 	}

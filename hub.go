@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -86,6 +87,7 @@ type subscriber struct {
 	raw    net.Conn        // the connection under conn, which events are written to
 	remote string          // the peer's address, for logs
 	tap    int64           // the tap it is, or 0 for a screen
+	screen string          // the screen's name, when it has a screen's token
 	own    bool            // a tap that gets the pour events of its own pours too
 	wake   chan struct{}   // signalled when queue or closing changes
 
@@ -207,7 +209,7 @@ func (h *hub) join(s *subscriber) {
 		s.closing = &websocket.CloseError{Code: websocket.StatusGoingAway, Reason: "the server is shutting down"}
 	}
 	h.store.mu.RUnlock()
-	h.log.Info("subscriber connected", "remote", s.remote, "tap", s.tap)
+	h.log.Info("subscriber connected", "remote", s.remote, "tap", s.tap, "screen", s.screen)
 	go func() {
 		defer h.conns.Done()
 		err := s.serve(h.ping)
@@ -216,7 +218,7 @@ func (h *hub) join(s *subscriber) {
 		case h.stream <- message{leave: s}:
 		case <-h.done:
 		}
-		h.log.Info("subscriber disconnected", "remote", s.remote, "tap", s.tap, "reason", err)
+		h.log.Info("subscriber disconnected", "remote", s.remote, "tap", s.tap, "screen", s.screen, "reason", err)
 	}()
 }
 
@@ -343,7 +345,7 @@ func handleSubscribe(h *hub, a *auth) apiFunc {
 			return err
 		}
 		hj := &hijacker{ResponseWriter: w}
-		c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{InsecureSkipVerify: true}) // checkOrigin has run
+		c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{Subprotocols: []string{"altair"}, InsecureSkipVerify: true}) // checkOrigin has run
 		if err != nil {
 			h.log.Warn("WebSocket handshake failed", "remote", r.RemoteAddr, "err", err)
 			return nil
@@ -351,10 +353,14 @@ func handleSubscribe(h *hub, a *auth) apiFunc {
 		c.SetReadLimit(readLimit)
 		// A peer that stops reading must fill its queue soon, rather than
 		// the megabytes a loopback socket would buffer for it.
-		if tc, ok := hj.conn.(*net.TCPConn); ok {
+		raw := hj.conn
+		if tc, ok := raw.(*tls.Conn); ok {
+			raw = tc.NetConn()
+		}
+		if tc, ok := raw.(*net.TCPConn); ok {
 			tc.SetWriteBuffer(sendBuffer)
 		}
-		h.join(&subscriber{conn: c, raw: hj.conn, remote: r.RemoteAddr, tap: tap, own: q.Get("own") == "1", wake: make(chan struct{}, 1)})
+		h.join(&subscriber{conn: c, raw: hj.conn, remote: r.RemoteAddr, tap: tap, screen: who.screen, own: q.Get("own") == "1", wake: make(chan struct{}, 1)})
 		return nil
 	}
 }

@@ -7,6 +7,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -38,8 +40,11 @@ func main() {
 // healthcheck asks the server on this machine whether it is healthy, for
 // container health checks in images that have no curl: 0 yes, 1 no.
 func healthcheck(getenv func(string) string) int {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://127.0.0.1:" + cmp.Or(getenv("PORT"), "8338") + "/healthz")
+	c, scheme := &http.Client{Timeout: 2 * time.Second}, "http"
+	if getenv("TLS_CERT_FILE") != "" { // this machine's own server, whatever name its certificate has
+		c.Transport, scheme = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, "https"
+	}
+	resp, err := c.Get(scheme + "://127.0.0.1:" + cmp.Or(getenv("PORT"), "8338") + "/healthz")
 	if err == nil {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
@@ -65,6 +70,8 @@ type config struct {
 	pingInterval   time.Duration // PING_INTERVAL: 30s by default
 	logFormat      string        // LOG_FORMAT: text (default) or json
 	allowedOrigins []string      // ALLOWED_ORIGINS: other web origins that may subscribe and write
+	tlsCert        string        // TLS_CERT_FILE: with TLS_KEY_FILE, serve HTTPS and WSS only; none by default
+	tlsKey         string        // TLS_KEY_FILE
 	auth           *auth         // ADMIN_TOKEN, TAP_TOKENS, TAP_TOKENS_FILE: off by default
 }
 
@@ -107,6 +114,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if cfg.auth, err = loadAuth(getenv); err != nil {
 		errs = append(errs, err)
 	}
+	if cfg.tlsCert, cfg.tlsKey = getenv("TLS_CERT_FILE"), getenv("TLS_KEY_FILE"); (cfg.tlsCert == "") != (cfg.tlsKey == "") {
+		errs = append(errs, errors.New("TLS_CERT_FILE and TLS_KEY_FILE: set both of them, or neither"))
+	} else if _, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey); cfg.tlsCert != "" && err != nil {
+		errs = append(errs, fmt.Errorf("TLS_CERT_FILE=%s and TLS_KEY_FILE=%s: %w", cfg.tlsCert, cfg.tlsKey, err))
+	}
 	return cfg, errors.Join(errs...)
 }
 
@@ -121,7 +133,7 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	if cfg.logFormat == "json" {
 		log = slog.New(slog.NewJSONHandler(stderr, nil))
 	}
-	cfg.auth.logMode(log)
+	cfg.auth.logMode(log, cfg.tlsCert != "")
 	s := newStore()
 	h := newHub(s, cfg.reportInterval, cfg.pingInterval, log)
 	j, err := openJournal(cfg.dataFile, s, h.publish, log)
@@ -141,7 +153,13 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	go h.run(hubCtx)
 	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.dataFile, "pours", len(s.stored.all))
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.tlsCert != "" {
+		certs := &certFiles{cert: cfg.tlsCert, key: cfg.tlsKey}
+		srv.TLSConfig = &tls.Config{GetCertificate: certs.get}
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
 	select {
 	case err := <-serveErr:
 		return err
@@ -168,6 +186,32 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	j.close()
 	log.Info("stopped")
 	return nil
+}
+
+// certFiles serves the certificate in TLS_CERT_FILE and TLS_KEY_FILE, and
+// loads them again when they change: a renewed certificate needs no restart.
+type certFiles struct {
+	cert, key string
+	mu        sync.Mutex
+	version   string           // the files' sizes and times when they were loaded
+	loaded    *tls.Certificate // nil until the first handshake
+}
+
+func (c *certFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	version := ""
+	for _, name := range []string{c.cert, c.key} {
+		if fi, err := os.Stat(name); err == nil {
+			version += fmt.Sprint(fi.Size(), fi.ModTime().UnixNano(), " ")
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if version != c.version { // a half-written pair fails, and is tried again at the next handshake
+		if cert, err := tls.LoadX509KeyPair(c.cert, c.key); err == nil {
+			c.loaded, c.version = &cert, version
+		}
+	}
+	return c.loaded, nil
 }
 
 // newHandler lists every route.

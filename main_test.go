@@ -38,7 +38,7 @@ func startServer(t testing.TB, env ...string) *testServer {
 	ts, exited, cancel := launch(t, env)
 	select {
 	case addr := <-ts.logs.listening:
-		ts.url = "http://" + addr
+		ts.url = schemeOf(env) + "://" + addr
 	case err := <-exited:
 		cancel()
 		t.Fatalf("run returned before listening: %v\nlogs:\n%s", err, ts.logs)
@@ -67,6 +67,16 @@ func startServer(t testing.TB, env ...string) *testServer {
 		}
 	})
 	return ts
+}
+
+// schemeOf is the scheme of a server run with env: https with a certificate.
+func schemeOf(env []string) string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "TLS_CERT_FILE=") {
+			return "https"
+		}
+	}
+	return "http"
 }
 
 // startupError runs the server with env as startServer does, and returns
@@ -158,7 +168,7 @@ func do(t *testing.T, method, url, body string, header ...string) response {
 		t.Fatal(err)
 	}
 	req.Header = headerOf(header)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -318,7 +328,7 @@ func (ts *testServer) dialWebSocket(query string, header ...string) (*websocket.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"/sockets/beers"+query,
-		&websocket.DialOptions{HTTPHeader: headerOf(header)})
+		&websocket.DialOptions{HTTPHeader: headerOf(header), HTTPClient: testClient})
 }
 
 // headerOf makes a header of name, value pairs.

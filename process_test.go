@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
+	authority = newTestCA()
+	testClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: authority.pool()}}}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -69,5 +70,25 @@ func TestSimulator(t *testing.T) {
 		if want := fmt.Sprintf("-%06d", i+1); !strings.HasSuffix(b.PourID, want) {
 			t.Fatalf("pour %d of tap 5 has pourId %q; want one ending %s: every pour once, in order", i, b.PourID, want)
 		}
+	}
+}
+
+// TestSimulatorOverTLS runs the simulator against a TLS server whose
+// certificate its TLS_CA_FILE vouches for.
+func TestSimulatorOverTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, authority.pem, 0o644)
+	env := append(authority.issue(t, dir, 9), "TAP_TOKENS=5:"+tap1Token)
+	ts := startServerProcess(t, buildBinary(t, "."), memoryOnly, env...)
+	tap := startProcess(t, buildBinary(t, "./client"), "SERVER_URL="+ts.url, "TLS_CA_FILE="+ca,
+		"TAP_ID=5", "POUR_INTERVAL=40ms", "TAP_TOKEN="+tap1Token)
+	waitFor(t, 10*time.Second, "3 pours of tap 5 over HTTPS", func() bool { return ts.list(t, "?tapId=5").Total >= 3 })
+	waitFor(t, 10*time.Second, "the simulator to subscribe over WSS", func() bool {
+		return strings.Contains(tap.out.String(), "tap 5's meter is online")
+	})
+	if err := tap.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("the simulator exited with %v; want 0", err)
 	}
 }

@@ -85,11 +85,11 @@ func TestLoadConfig(t *testing.T) {
 		}
 	}
 	cfg, err := loadConfig(env())
-	if err != nil || cfg.addr != "localhost:8338" || cfg.tap != 1 || cfg.interval != 3*time.Second || cfg.outbox != 1000 {
+	if err != nil || cfg.server != "http://localhost:8338" || cfg.tap != 1 || cfg.interval != 3*time.Second || cfg.outbox != 1000 {
 		t.Errorf("defaults = %+v, %v", cfg, err)
 	}
 	cfg, err = loadConfig(env("INET_ADDR", "http://bar:9000/", "TAP_ID", "3", "POUR_INTERVAL", "250ms", "TAP_TOKEN", "s3cret"))
-	if err != nil || cfg.addr != "bar:9000" || cfg.tap != 3 || cfg.interval != 250*time.Millisecond || cfg.token != "s3cret" {
+	if err != nil || cfg.server != "http://bar:9000" || cfg.tap != 3 || cfg.interval != 250*time.Millisecond || cfg.token != "s3cret" {
 		t.Errorf("loadConfig = %+v, %v", cfg, err)
 	}
 	if cfg, err := loadConfig(env("POUR_INTERVAL", "0")); err != nil || cfg.interval != 0 {

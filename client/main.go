@@ -5,11 +5,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -30,7 +35,8 @@ func main() {
 
 // config is the simulator's settings, read from the environment.
 type config struct {
-	addr     string        // INET_ADDR: the server's host:port; localhost:8338 by default
+	server   string        // SERVER_URL, or http:// and INET_ADDR: the server; http://localhost:8338 by default
+	client   *http.Client  // trusts TLS_CA_FILE too, when it is set
 	tap      int64         // TAP_ID: this tap's id; 1 by default
 	interval time.Duration // POUR_INTERVAL: the mean time between pours, jittered; 3s by default; 0 only watches
 	token    string        // TAP_TOKEN: sent as a bearer token when set
@@ -38,11 +44,24 @@ type config struct {
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
-	cfg := config{addr: "localhost:8338", tap: 1, interval: 3 * time.Second, outbox: 1000,
-		token: getenv("TAP_TOKEN")}
+	addr := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(getenv("INET_ADDR"), "http://"), "ws://"), "/")
+	cfg := config{server: "http://" + cmp.Or(addr, "localhost:8338"), tap: 1, interval: 3 * time.Second, outbox: 1000,
+		token: getenv("TAP_TOKEN"), client: &http.Client{Timeout: postTimeout}}
 	var errs []error
-	if v := getenv("INET_ADDR"); v != "" {
-		cfg.addr = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(v, "http://"), "ws://"), "/")
+	if v := getenv("SERVER_URL"); v != "" {
+		u, err := url.Parse(v)
+		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("SERVER_URL=%q: use http://host:port or https://host:port", v))
+		}
+		cfg.server = strings.TrimSuffix(v, "/")
+	}
+	if file := getenv("TLS_CA_FILE"); file != "" {
+		pem, err := os.ReadFile(file)
+		roots := x509.NewCertPool()
+		if err != nil || !roots.AppendCertsFromPEM(pem) {
+			errs = append(errs, fmt.Errorf("TLS_CA_FILE=%q: use a file of PEM certificates: %v", file, err))
+		}
+		cfg.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	}
 	if v := getenv("TAP_ID"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -78,7 +97,7 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	log.Info("tap starting", "server", cfg.addr, "tap", cfg.tap, "interval", cfg.interval)
+	log.Info("tap starting", "server", cfg.server, "tap", cfg.tap, "interval", cfg.interval)
 	if cfg.interval == 0 {
 		watch(ctx, cfg, log)
 		return nil

@@ -35,7 +35,7 @@ type tap struct {
 }
 
 func newTap(cfg config, log *slog.Logger) *tap {
-	return &tap{cfg: cfg, log: log, client: &http.Client{Timeout: postTimeout},
+	return &tap{cfg: cfg, log: log, client: cfg.client,
 		outbox: newOutbox(cfg.outbox), run: fmt.Sprintf("%06x", rand.N(1<<24))}
 }
 
@@ -98,7 +98,7 @@ func permanent(err error) bool {
 // post delivers p: nil once the server has it (201, or 200 for a repeat).
 func (t *tap) post(ctx context.Context, p pour) error {
 	body, _ := json.Marshal(p)
-	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+t.cfg.addr+"/api/beers", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, "POST", t.cfg.server+"/api/beers", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

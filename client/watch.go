@@ -44,17 +44,17 @@ func subscribe(ctx context.Context, cfg config, log *slog.Logger) (connected boo
 	if cfg.token != "" {
 		h.Set("Authorization", "Bearer "+cfg.token)
 	}
-	u := "ws://" + cfg.addr + "/sockets/beers"
+	u := "ws" + strings.TrimPrefix(cfg.server, "http") + "/sockets/beers"
 	if cfg.interval > 0 {
 		u += fmt.Sprintf("?tapId=%d", cfg.tap) // a tap: told of the other taps' pours, not of its own
 	}
-	c, _, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPHeader: h})
+	c, _, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPHeader: h, HTTPClient: &http.Client{Transport: cfg.client.Transport}})
 	if err != nil {
 		return false, err
 	}
 	defer c.CloseNow()
 	c.SetReadLimit(1 << 20)
-	log.Info("subscribed to the server's events", "server", cfg.addr)
+	log.Info("subscribed to the server's events", "server", cfg.server)
 	for {
 		_, msg, err := c.Read(ctx)
 		if err != nil {

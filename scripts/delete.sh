@@ -2,4 +2,4 @@
 # Delete one pour: delete.sh ID (prints the status: 204 deleted, 404 no such pour)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
-curl -sS "${AUTH[@]}" -X DELETE -w '%{http_code}\n' "http://$ADDR/api/beers/${1:?usage: $0 ID}"
+curl -sS "${TLS[@]}" "${AUTH[@]}" -X DELETE -w '%{http_code}\n' "$BASE/api/beers/${1:?usage: $0 ID}"

@@ -2,4 +2,4 @@
 # Read one pour: get.sh ID
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
-curl -sS "http://$ADDR/api/beers/${1:?usage: $0 ID}"
+curl -sS "${TLS[@]}" "$BASE/api/beers/${1:?usage: $0 ID}"

@@ -7,4 +7,4 @@ if [ $# -lt 2 ]; then
   exit 2
 fi
 body="{\"tapId\":$1,\"volume\":$2${3:+,\"pourId\":\"$3\"}}"
-curl -sS "${AUTH[@]}" -H 'Content-Type: application/json' -d "$body" "http://$ADDR/api/beers"
+curl -sS "${TLS[@]}" "${AUTH[@]}" -H 'Content-Type: application/json' -d "$body" "$BASE/api/beers"

@@ -2,4 +2,4 @@
 # Show the report: report.sh
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
-curl -sS "http://$ADDR/api/report"
+curl -sS "${TLS[@]}" "$BASE/api/report"

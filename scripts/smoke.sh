@@ -4,7 +4,7 @@
 # set TOKEN to the admin token.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
-base="http://$ADDR"
+base="$BASE"
 failed=0
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
@@ -12,7 +12,7 @@ trap 'rm -f "$out"' EXIT
 # expect STATUS METHOD PATH [BODY]: the answer must have STATUS.
 expect() {
   local want=$1 method=$2 path=$3 body=${4:-}
-  local args=(-sS -o "$out" -w '%{http_code}' -X "$method" "${AUTH[@]}")
+  local args=(-sS -o "$out" -w '%{http_code}' -X "$method" "${TLS[@]}" "${AUTH[@]}")
   if [ -n "$body" ]; then args+=(-d "$body"); fi
   local got
   : >"$out"
@@ -55,7 +55,7 @@ if [ -n "${TOKEN:-}" ]; then
 fi
 
 # A WebSocket handshake answers 101; curl then waits until --max-time.
-ws=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 "${AUTH[@]}" \
+ws=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 "${TLS[@]}" "${AUTH[@]}" \
   -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
   -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "$base/sockets/beers" 2>/dev/null || true)
 if [ "$ws" = 101 ]; then echo "ok   101 GET /sockets/beers (WebSocket)"; else echo "FAIL WebSocket handshake: got $ws, want 101"; failed=1; fi

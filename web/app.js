@@ -8,7 +8,13 @@ const WINDOW_MINUTES = 30;     // the span of the pours-per-minute chart
 const MAX_PAGES = 10;          // pages of 1000 fetched to fill that chart
 const GLASSES = ["half", "pint", "stein"];
 
-const token = new URLSearchParams(location.search).get("token");
+// The token comes from the URL's fragment (#token=...), which browsers send
+// to no server and put in no Referer, or from an old link's ?token=. The
+// page keeps it and takes it out of the address bar, so that a link copied
+// from there holds no credential.
+const token = new URLSearchParams(location.hash.slice(1)).get("token") ||
+  new URLSearchParams(location.search).get("token");
+if (token) history.replaceState(null, "", location.pathname);
 const $ = (id) => document.getElementById(id);
 
 // The server's stream is consistent: its first report counts exactly the
@@ -31,8 +37,8 @@ let backoff = 500;
 function connect() {
   const url = new URL("/sockets/beers", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  if (token) url.searchParams.set("token", token);
-  const ws = new WebSocket(url);
+  // The token travels as a subprotocol, never in a URL the server logs.
+  const ws = token ? new WebSocket(url, ["altair", "token." + token]) : new WebSocket(url);
   ws.onopen = () => {
     backoff = 500;
     state.live.clear();
