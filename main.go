@@ -147,7 +147,8 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	}
 	srv := &http.Server{Handler: newHandler(log, cfg, s, j, h), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-		MaxHeaderBytes: 16 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		MaxHeaderBytes: 16 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true) // not HTTP/2 over TLS: a subscriber takes over an HTTP/1.1 connection
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
 	go h.run(hubCtx)

@@ -74,8 +74,9 @@ func (ca *testCA) issue(t *testing.T, dir string, serial int64) []string {
 
 // TestTLS runs the server over TLS with a certificate of the tests' own
 // authority: a tap pours over HTTPS, a screen subscribes over WSS, a
-// plain HTTP request is answered but served nothing, the health check
-// works, and a certificate renewed on disk serves the next handshake.
+// plain HTTP request is answered but served nothing, HTTP/2 is not
+// offered, the health check works, and a certificate renewed on disk
+// serves the next handshake.
 func TestTLS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -100,11 +101,14 @@ func TestTLS(t *testing.T) {
 
 	serial := func() int64 {
 		t.Helper()
-		conn, err := tls.Dial("tcp", u.Host, &tls.Config{RootCAs: authority.pool()})
+		conn, err := tls.Dial("tcp", u.Host, &tls.Config{RootCAs: authority.pool(), NextProtos: []string{"h2", "http/1.1"}})
 		if err != nil {
 			t.Fatalf("TLS handshake: %v", err)
 		}
 		defer conn.Close()
+		if p := conn.ConnectionState().NegotiatedProtocol; p == "h2" {
+			t.Errorf("the server chose HTTP/2; want HTTP/1.1, which a WebSocket upgrade needs")
+		}
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
 	}
 	if got := serial(); got != 2 {
