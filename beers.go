@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -276,42 +278,103 @@ type pageAnswer struct {
 	Total    int    `json:"total"`
 }
 
-// handleList answers a page of pours, oldest first. Every query parameter
-// is checked, and an unknown one is an error rather than ignored, so that
-// a typo does not return every pour.
+// handleList answers a page of pours, oldest first.
 func handleList(s *store) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		var f filter
-		page, size := 1, defaultPageSize
-		for name, values := range r.URL.Query() {
-			var err error
-			switch v := values[0]; {
-			case len(values) > 1:
-				err = errorf(http.StatusBadRequest, "query parameter %q is given %d times: give it once", name, len(values))
-			case name == "page":
-				page, err = intParam(name, v, math.MaxInt)
-			case name == "page_size":
-				size, err = intParam(name, v, maxPageSize)
-			case name == "tapId":
-				var tap int
-				tap, err = intParam(name, v, math.MaxInt64)
-				f.tap = int64(tap)
-			case name == "type":
-				g, ok := parseGlass(v)
-				if f.glass = &g; !ok {
-					err = errorf(http.StatusBadRequest, "type %q is not a glass: use half, pint or stein", v)
-				}
-			default:
-				err = errorf(http.StatusBadRequest, "unknown query parameter %q: use page, page_size, type and tapId", name)
-			}
-			if err != nil {
-				return err
-			}
+		f, page, size, err := parseQuery(r.URL.Query(), true)
+		if err != nil {
+			return err
 		}
 		pours, total := s.page(f, min(page-1, math.MaxInt/size)*size, size)
 		writeJSON(w, http.StatusOK, pageAnswer{pours, page, size, total})
 		return nil
 	}
+}
+
+// handleCSV answers every pour that matches the query's filters, in id
+// order, as CSV for a spreadsheet. It takes the store's lock for a chunk
+// of pours at a time, so pours keep coming while a year is exported, and
+// holds no more than a chunk in memory.
+func handleCSV(s *store) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		f, _, _, err := parseQuery(r.URL.Query(), false)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="pours-%s-%s.csv"`, fileStamp(f.from, "start"), fileStamp(f.to, "now")))
+		out, rc := csv.NewWriter(w), http.NewResponseController(w)
+		out.Write([]string{"id", "tapId", "volume", "type", "timestamp", "pourId"})
+		for after, chunk := int64(0), []pour(nil); out.Error() == nil; after = chunk[len(chunk)-1].ID { // until the client leaves
+			if chunk = s.after(f, after, 1000); len(chunk) == 0 {
+				break
+			}
+			rc.SetWriteDeadline(time.Now().Add(30 * time.Second)) // a long export takes as long as it needs, a chunk at a time
+			for _, p := range chunk {
+				at, _ := p.At.MarshalText()
+				out.Write([]string{strconv.FormatInt(p.ID, 10), strconv.FormatInt(p.Tap, 10),
+					strconv.FormatFloat(p.Volume, 'f', -1, 64), p.Glass.String(), string(at), p.PourID})
+			}
+		}
+		out.Flush()
+		return nil
+	}
+}
+
+// fileStamp is t for a file name, 20261128T180000Z, or none when t is 0.
+func fileStamp(t stamp, none string) string {
+	if t == 0 {
+		return none
+	}
+	return time.UnixMilli(int64(t)).UTC().Format("20060102T150405Z")
+}
+
+// parseQuery checks every query parameter of a list (with paging) or an
+// export (without). An unknown one is an error rather than ignored, so
+// that a typo does not return every pour.
+func parseQuery(q url.Values, paging bool) (f filter, page, size int, err error) {
+	page, size = 1, defaultPageSize
+	names := "from, to, type and tapId"
+	if paging {
+		names = "page, page_size, " + names
+	}
+	for name, values := range q {
+		switch v := values[0]; {
+		case len(values) > 1:
+			err = errorf(http.StatusBadRequest, "query parameter %q is given %d times: give it once", name, len(values))
+		case paging && name == "page":
+			page, err = intParam(name, v, math.MaxInt)
+		case paging && name == "page_size":
+			size, err = intParam(name, v, maxPageSize)
+		case name == "tapId":
+			var tap int
+			tap, err = intParam(name, v, math.MaxInt64)
+			f.tap = int64(tap)
+		case name == "type":
+			g, ok := parseGlass(v)
+			if f.glass = &g; !ok {
+				err = errorf(http.StatusBadRequest, "type %q is not a glass: use half, pint or stein", v)
+			}
+		case name == "from" || name == "to":
+			t, perr := time.Parse(time.RFC3339, v)
+			if perr != nil {
+				err = errorf(http.StatusBadRequest, "%s=%q is not a time: send RFC 3339, such as 2026-11-28T18:00:00Z or 2026-11-28T18:00:00+01:00", name, v)
+			} else if name == "from" {
+				f.from = stamp(t.UnixMilli())
+			} else {
+				f.to = stamp(t.UnixMilli())
+			}
+		default:
+			err = errorf(http.StatusBadRequest, "unknown query parameter %q: use %s", name, names)
+		}
+		if err != nil {
+			return f, page, size, err
+		}
+	}
+	if f.to != 0 && f.from > f.to {
+		err = errorf(http.StatusBadRequest, "from=%s comes after to=%s: send a from before the to", q.Get("from"), q.Get("to"))
+	}
+	return f, page, size, err
 }
 
 // intParam reads a whole number from 1 to most.

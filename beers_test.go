@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -569,6 +573,143 @@ func TestWireNames(t *testing.T) {
 	} {
 		if got := keysOf(tt.raw, tt.path...); got != tt.want {
 			t.Errorf("%s has the fields %s; want %s", tt.what, got, tt.want)
+		}
+	}
+}
+
+// timedPours pours nine beers on taps 1 to 3, a few milliseconds apart so
+// that each has a time of its own, with a pourId on every third and the
+// fifth deleted; it returns the eight stored.
+func timedPours(t *testing.T, ts *testServer) []apiBeer {
+	var all []apiBeer
+	for i := range 9 {
+		time.Sleep(3 * time.Millisecond)
+		if i%3 == 2 {
+			r := do(t, "POST", ts.url+"/api/beers", sentPour{i%3 + 1, 250 + float64(i)*80, fmt.Sprintf("p-%d", i)}.body())
+			var b beerBody
+			decode(t, r, &b)
+			all = append(all, b.Beer)
+			continue
+		}
+		all = append(all, ts.pour(t, i%3+1, 250+float64(i)*80))
+	}
+	if r := do(t, "DELETE", ts.url+fmt.Sprintf("/api/beers/%d", all[4].ID), ""); r.status != 204 {
+		t.Fatalf("DELETE = %d %s", r.status, r.body)
+	}
+	return slices.Delete(all, 4, 5)
+}
+
+// inZone is an RFC 3339 time, as a query parameter, written in another zone.
+func inZone(t *testing.T, timestamp string, offset int) string {
+	at, err := time.Parse(time.RFC3339, timestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url.QueryEscape(at.In(time.FixedZone("", offset)).Format(time.RFC3339Nano))
+}
+
+func TestListBeersByTime(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	all := timedPours(t, ts)
+	at := func(i int) string { return url.QueryEscape(all[i].Timestamp) }
+	tests := []struct {
+		query string
+		want  []apiBeer
+	}{
+		{"?from=" + at(3), all[3:]},
+		{"?to=" + at(3), all[:3]},
+		{"?from=" + at(2) + "&to=" + at(6), all[2:6]},
+		{"?from=" + inZone(t, all[2].Timestamp, 3600) + "&to=" + inZone(t, all[6].Timestamp, -5*3600), all[2:6]},
+		{"?from=" + at(5) + "&to=" + at(5), nil},
+		{"?from=" + at(1) + "&tapId=2", []apiBeer{all[1], all[6]}},
+		{"?from=" + at(1) + "&type=stein&tapId=3", []apiBeer{all[7]}},
+		{"?to=2000-01-01T00:00:00Z", nil},
+		{"?from=2999-01-01T00:00:00Z", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			l := ts.list(t, tt.query)
+			if fmt.Sprint(l.Beers) != fmt.Sprint(tt.want) && !(len(tt.want) == 0 && len(l.Beers) == 0) || l.Total != len(tt.want) {
+				t.Errorf("beers = %+v, total %d\nwant %+v", l.Beers, l.Total, tt.want)
+			}
+		})
+	}
+	if l := ts.list(t, "?from="+at(1)+"&page=2&page_size=2"); fmt.Sprint(l.Beers) != fmt.Sprint(all[3:5]) || l.Total != 7 {
+		t.Errorf("page 2 of 2 from the second pour: %+v, total %d; want %+v, total 7", l.Beers, l.Total, all[3:5])
+	}
+}
+
+func TestBadTimeRangesAreRefused(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	for _, path := range []string{"/api/beers", "/api/beers.csv"} {
+		for _, tt := range []struct{ query, message string }{
+			{"?from=yesterday", `from="yesterday" is not a time: send RFC 3339`},
+			{"?to=2026-11-28", `to="2026-11-28" is not a time`},
+			{"?to=2026-11-28T25:00:00Z", "is not a time"},
+			{"?from=2026-11-28T18:00:00", "is not a time"},
+			{"?from=", `from="" is not a time`},
+			{"?from=2026-11-29T02:00:00Z&to=2026-11-28T18:00:00Z", "from=2026-11-29T02:00:00Z comes after to=2026-11-28T18:00:00Z"},
+			{"?from=2026-11-28T18:00:00Z&from=2026-11-28T19:00:00Z", "given 2 times"},
+		} {
+			t.Run(path+tt.query, func(t *testing.T) {
+				checkError(t, do(t, "GET", ts.url+path+tt.query, ""), 400, tt.message)
+			})
+		}
+	}
+	checkError(t, do(t, "GET", ts.url+"/api/beers.csv?page=2", ""), 400, `unknown query parameter "page": use from, to, type and tapId`)
+}
+
+// The CSV export holds exactly the pours that the JSON list does, for
+// every filter, in the same order, and names its file by its range.
+func TestCSVExport(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	all := timedPours(t, ts)
+	from, to := url.QueryEscape(all[1].Timestamp), url.QueryEscape(all[6].Timestamp)
+	for _, query := range []string{"", "?tapId=2", "?type=pint", "?from=" + from + "&to=" + to, "?tapId=3&from=" + from, "?tapId=9"} {
+		t.Run(query, func(t *testing.T) {
+			r := do(t, "GET", ts.url+"/api/beers.csv"+query, "")
+			if r.status != 200 || r.header.Get("Content-Type") != "text/csv; charset=utf-8" {
+				t.Fatalf("status %d, Content-Type %q; want 200 text/csv", r.status, r.header.Get("Content-Type"))
+			}
+			rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+			if err != nil {
+				t.Fatalf("%s: %v", r.body, err)
+			}
+			if len(rows) == 0 || !slices.Equal(rows[0], []string{"id", "tapId", "volume", "type", "timestamp", "pourId"}) {
+				t.Fatalf("header %v; want id,tapId,volume,type,timestamp,pourId", rows)
+			}
+			var got []apiBeer
+			for _, row := range rows[1:] {
+				id, err1 := strconv.ParseInt(row[0], 10, 64)
+				tap, err2 := strconv.ParseInt(row[1], 10, 64)
+				volume, err3 := strconv.ParseFloat(row[2], 64)
+				if err := errors.Join(err1, err2, err3); err != nil {
+					t.Fatalf("row %q: %v", row, err)
+				}
+				got = append(got, apiBeer{id, tap, volume, row[3], row[4], row[5]})
+			}
+			sep := map[bool]string{true: "?", false: "&"}[query == ""]
+			if want := ts.list(t, query+sep+"page_size=1000").Beers; fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("CSV rows\n%+v\nthe JSON list\n%+v", got, want)
+			}
+		})
+	}
+	stamp := func(s string) string {
+		at, _ := time.Parse(time.RFC3339, s)
+		return at.UTC().Format("20060102T150405Z")
+	}
+	for query, name := range map[string]string{
+		"":                                "pours-start-now.csv",
+		"?from=" + from:                   "pours-" + stamp(all[1].Timestamp) + "-now.csv",
+		"?from=" + from + "&to=" + to:     "pours-" + stamp(all[1].Timestamp) + "-" + stamp(all[6].Timestamp) + ".csv",
+		"?to=2026-11-29T02:00:00%2B01:00": "pours-start-20261129T010000Z.csv",
+	} {
+		r := do(t, "GET", ts.url+"/api/beers.csv"+query, "")
+		if want := `attachment; filename="` + name + `"`; r.header.Get("Content-Disposition") != want {
+			t.Errorf("%s: Content-Disposition %q; want %q", query, r.header.Get("Content-Disposition"), want)
 		}
 	}
 }

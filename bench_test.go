@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // BenchmarkPost measures POST /api/beers through a real server on loopback
@@ -113,6 +114,17 @@ func BenchmarkStore(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			s.remove(int64(n/2 + i))
+		}
+	})
+}
+
+// BenchmarkCountRequest measures what /metrics costs a request: its count
+// and its duration, from every core at once.
+func BenchmarkCountRequest(b *testing.B) {
+	requests := requestCounts{"POST /api/beers": new(routeCount), "GET /api/beers": new(routeCount)}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			requests.count("POST /api/beers", http.StatusCreated, 250*time.Microsecond)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -31,6 +32,8 @@ const (
 	pongWait   = 10 * time.Second // the longest a ping waits for its pong
 	readLimit  = 512              // the largest message a subscriber may send; it sends none
 )
+
+var errNoPong = errors.New("no answer to a ping")
 
 // An event is one message of a subscriber's stream.
 type event struct {
@@ -64,6 +67,8 @@ type hub struct {
 	stream      chan message   // events, joins and leaves, in the stream's order
 	done        chan struct{}  // closed once run has closed every subscriber and returned
 	conns       sync.WaitGroup // subscribers being served
+	slow, dead  atomic.Int64   // subscribers dropped for too many events waiting, and for no pong
+	sent        atomic.Int64   // events queued, one a subscriber an event
 	subscribers atomic.Int64   // how many; changed by join under the store's lock, and as they go
 }
 
@@ -132,7 +137,8 @@ func (h *hub) send(subs map[*subscriber]struct{}, m message) {
 		if m.frame == nil || m.tap != 0 && m.tap == s.tap && !s.own {
 			continue
 		}
-		if !s.push(m.frame) {
+		if h.sent.Add(1); !s.push(m.frame) {
+			h.slow.Add(1)
 			h.drop(subs, s, websocket.StatusPolicyViolation, fmt.Sprintf("too slow: %d events were waiting", maxQueue))
 			h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", maxQueue)
 			h.count(subs, s, -1)
@@ -214,6 +220,9 @@ func (h *hub) join(s *subscriber) {
 		defer h.conns.Done()
 		err := s.serve(h.ping)
 		h.subscribers.Add(-1)
+		if errors.Is(err, errNoPong) {
+			h.dead.Add(1)
+		}
 		select {
 		case h.stream <- message{leave: s}:
 		case <-h.done:
@@ -268,7 +277,7 @@ func (s *subscriber) serve(pingEvery time.Duration) error {
 			err := s.conn.Ping(pctx)
 			cancel()
 			if err != nil {
-				return fmt.Errorf("no answer to a ping: %w", err)
+				return fmt.Errorf("%w: %w", errNoPong, err)
 			}
 		case <-ctx.Done():
 			return fmt.Errorf("the peer left: %w", context.Cause(ctx))

@@ -114,6 +114,7 @@ func TestSlowSubscriberIsDroppedAndOthersGetEverything(t *testing.T) {
 	if code := websocket.CloseStatus(err); code != websocket.StatusPolicyViolation {
 		t.Errorf("the stalled subscriber's connection ended with %v (code %d); want close code 1008", err, code)
 	}
+	checkSamples(t, ts.metrics(t), map[string]float64{`altair_subscribers_dropped_total{reason="slow"}`: 1})
 }
 
 func TestReportOnConnectAndOnTheTick(t *testing.T) {
@@ -343,6 +344,7 @@ func TestDeadPeerIsFoundByThePing(t *testing.T) {
 	if got := ts.stats(t).Subscribers; got != 0 {
 		t.Errorf("%d subscribers after the dead peer was found; want 0", got)
 	}
+	checkSamples(t, ts.metrics(t), map[string]float64{`altair_subscribers_dropped_total{reason="dead"}`: 1})
 	// A peer that reads, and so answers, stays.
 	var pings atomic.Int32
 	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(ts.url, "http")+"/sockets/beers",

@@ -56,6 +56,7 @@ type journal struct {
 	changes chan *change          // changes waiting for the writer; closed by close
 	done    chan struct{}         // closed once the writer has stopped
 	failed  atomic.Pointer[error] // why every change is refused, once a write failed
+	fsyncs  histogram             // how long each fsync took
 	mu      sync.RWMutex          // read-held to hand a change to the writer, held to close
 	closed  bool                  // close was called; guarded by mu
 
@@ -65,6 +66,7 @@ type journal struct {
 	size      int64               // bytes in file
 	records   int                 // lines in file
 	lastID    int64               // the highest pour id ever issued
+	lastAt    stamp               // the latest time a pour was stored at
 	compactAt int                 // the fewest records worth compacting; more after a failed compaction
 	batchIDs  map[pourKey]*change // the pours with a pourId that the batch being decided stores
 	deleting  map[int64]bool      // the ids that the batch being decided deletes
@@ -229,7 +231,8 @@ func (j *journal) decide(c *change, lines []byte) []byte {
 		j.batchIDs[key] = c
 	}
 	j.lastID++
-	c.pour.ID, c.pour.At, c.status = j.lastID, stamp(time.Now().UnixMilli()), http.StatusCreated
+	j.lastAt = max(j.lastAt, stamp(time.Now().UnixMilli())) // in time order, whatever the clock does
+	c.pour.ID, c.pour.At, c.status = j.lastID, j.lastAt, http.StatusCreated
 	return j.appendRecord(lines, record{Op: "pour", Pour: &c.pour})
 }
 
@@ -249,11 +252,12 @@ func (j *journal) write(lines []byte) error {
 	}
 	n, err := j.file.Write(lines)
 	j.size += int64(n)
-	if err == nil {
+	if start := time.Now(); err == nil {
 		err = j.file.Sync()
+		j.fsyncs.observe(time.Since(start))
 	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w", j.path, err)
+		return err // an *os.PathError: it names the file
 	}
 	j.records += bytes.Count(lines, []byte{'\n'})
 	return nil
@@ -397,7 +401,7 @@ func (j *journal) replayRecord(rec record, pours []pour, deleted []bool) ([]pour
 	if g, ok := classify(p.Volume); !ok || g != p.Glass {
 		return pours, deleted, fmt.Errorf("pour %d: volume %v ml is not a %s", p.ID, p.Volume, p.Glass)
 	}
-	j.lastID = max(j.lastID, p.ID)
+	j.lastID, j.lastAt = max(j.lastID, p.ID), max(j.lastAt, p.At)
 	return append(pours, *p), append(deleted, rec.Op == "deleted"), nil
 }
 

@@ -302,6 +302,11 @@ func TestAFailedWriteRefusesChanges(t *testing.T) {
 	checkError(t, refused, 503, "nothing was stored")
 	checkError(t, do(t, "POST", ts.url+"/api/beers", `{"tapId":1,"volume":500}`), 503, "nothing was stored")
 	checkError(t, do(t, "DELETE", ts.url+"/api/beers/1", ""), 503, "nothing was stored")
+	waitFor(t, 5*time.Second, "the three 503s to be logged as errors with their cause", func() bool {
+		lines := errorLines(ts.logs.String())
+		return len(lines) == 3 && strings.Contains(lines[2], "file too large")
+	})
+	checkSamples(t, ts.metrics(t), map[string]float64{"altair_journal_failing": 1})
 	r := do(t, "GET", ts.url+"/healthz", "")
 	var health struct {
 		Status  string `json:"status"`

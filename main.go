@@ -72,12 +72,13 @@ type config struct {
 	allowedOrigins []string      // ALLOWED_ORIGINS: other web origins that may subscribe and write
 	tlsCert        string        // TLS_CERT_FILE: with TLS_KEY_FILE, serve HTTPS and WSS only; none by default
 	tlsKey         string        // TLS_KEY_FILE
+	metricsToken   string        // METRICS_TOKEN: the bearer token /metrics needs; public by default
 	auth           *auth         // ADMIN_TOKEN, TAP_TOKENS, TAP_TOKENS_FILE: off by default
 }
 
 // loadConfig reads the settings; the error names every bad one.
 func loadConfig(getenv func(string) string) (config, error) {
-	cfg := config{host: getenv("HOST"), dataFile: cmp.Or(getenv("DATA_FILE"), "beers.jsonl"),
+	cfg := config{host: getenv("HOST"), dataFile: cmp.Or(getenv("DATA_FILE"), "beers.jsonl"), metricsToken: getenv("METRICS_TOKEN"),
 		logFormat: cmp.Or(getenv("LOG_FORMAT"), "text")}
 	var errs []error
 	bad := func(name, use string) { errs = append(errs, fmt.Errorf("%s=%q: use %s", name, getenv(name), use)) }
@@ -215,23 +216,43 @@ func (c *certFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return c.loaded, nil
 }
 
-// newHandler lists every route.
+// A route is a pattern of the mux and its handler.
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+// routes lists every route.
+func routes(cfg config, s *store, j *journal, h *hub, requests requestCounts) []route {
+	return []route{
+		{"POST /api/beers", handleCreate(j, cfg.auth)},
+		{"GET /api/beers", handleList(s)},
+		{"GET /api/beers.csv", handleCSV(s)},
+		{"GET /api/beers/{id}", handleGet(s)},
+		{"DELETE /api/beers/{id}", handleDelete(j, cfg.auth)},
+		{"GET /api/report", handleReport(s)},
+		{"GET /api/taps", handleTaps(s, h.taps, cfg.auth)},
+		{"GET /api/openapi.json", serveAsset("openapi.json")},
+		{"GET /healthz", handleHealth(j)},
+		{"GET /metrics", handleMetrics(s, j, h, requests, cfg.metricsToken)},
+		{"GET /debug/stats", handleStats(s, h)},
+		{"GET /sockets/beers", handleSubscribe(h, cfg.auth)},
+		{"GET /{$}", serveAsset("index.html")},
+		{"GET /app.js", serveAsset("app.js")},
+		{"GET /app.css", serveAsset("app.css")},
+	}
+}
+
+// newHandler serves every route, answers JSON for what none takes, checks
+// origins and logs and counts every request.
 func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /api/beers", handleCreate(j, cfg.auth))
-	mux.Handle("GET /api/beers", handleList(s))
-	mux.Handle("GET /api/beers/{id}", handleGet(s))
-	mux.Handle("DELETE /api/beers/{id}", handleDelete(j, cfg.auth))
-	mux.Handle("GET /api/report", handleReport(s))
-	mux.Handle("GET /api/taps", handleTaps(s, h.taps, cfg.auth))
-	mux.Handle("GET /healthz", handleHealth(j))
-	mux.Handle("GET /debug/stats", handleStats(s, h))
-	mux.Handle("GET /sockets/beers", handleSubscribe(h, cfg.auth))
-	mux.Handle("GET /{$}", serveAsset("index.html"))
-	mux.Handle("GET /app.js", serveAsset("app.js"))
-	mux.Handle("GET /app.css", serveAsset("app.css"))
-	mux.Handle("/", handleNoRoute(mux))
-	return logRequests(log, checkOrigin(cfg.allowedOrigins, mux))
+	requests := requestCounts{"refused": new(routeCount)} // before routing
+	for _, r := range append(routes(cfg, s, j, h, requests), route{"/", handleNoRoute(mux)}) {
+		mux.Handle(r.pattern, r.handler)
+		requests[r.pattern] = new(routeCount)
+	}
+	return logRequests(log, requests, checkOrigin(cfg.allowedOrigins, mux))
 }
 
 // handleHealth answers 200 while the server can store pours, and 503 once
@@ -264,16 +285,20 @@ func handleStats(s *store, h *hub) http.HandlerFunc {
 		runtime.ReadMemStats(&m)
 		var u syscall.Rusage
 		syscall.Getrusage(syscall.RUSAGE_SELF, &u)
-		var pages int64
-		if b, err := os.ReadFile("/proc/self/statm"); err == nil {
-			var size int64
-			fmt.Sscan(string(b), &size, &pages)
-		}
 		s.mu.RLock()
 		pours := len(s.stored.all)
 		s.mu.RUnlock()
 		writeJSON(w, http.StatusOK, stats{Goroutines: runtime.NumGoroutine(), Subscribers: h.subscribers.Load(),
-			Pours: pours, HeapBytes: m.HeapAlloc, StackBytes: m.StackInuse, RSSBytes: pages * int64(os.Getpagesize()),
+			Pours: pours, HeapBytes: m.HeapAlloc, StackBytes: m.StackInuse, RSSBytes: residentBytes(),
 			CPUMicros: u.Utime.Nano()/1000 + u.Stime.Nano()/1000})
 	}
+}
+
+// residentBytes is the process's resident memory, or 0 where unknown.
+func residentBytes() int64 {
+	var size, pages int64
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		fmt.Sscan(string(b), &size, &pages)
+	}
+	return pages * int64(os.Getpagesize())
 }

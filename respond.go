@@ -48,11 +48,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // writeError answers err: an *apiError as itself, anything else as a 500.
+// The message goes in the request's log line too.
 func writeError(w http.ResponseWriter, err error) {
 	e, ok := err.(*apiError)
 	if !ok {
 		e = errorf(http.StatusInternalServerError, "internal error: %v", err)
 	}
+	annotate(w, slog.String("reason", e.Message))
 	writeJSON(w, e.Status, e)
 }
 
@@ -101,16 +103,22 @@ func annotate(w http.ResponseWriter, attrs ...slog.Attr) {
 	}
 }
 
-// logRequests logs one line per request once it is answered: status,
-// method, path and query (with any token hidden), remote address,
-// duration, and what the handler added (the pour stored or deleted). A
-// WebSocket's line (101) comes when its handshake is done.
-func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+// logRequests counts every request, and logs one line for it once it is
+// answered: status, method, path and query (with any token hidden), remote
+// address, duration, and what the handler added (the pour stored or
+// deleted, why a 4xx was refused). A WebSocket's line (101) comes when its
+// handshake is done. A 5xx is logged as an error.
+func logRequests(log *slog.Logger, requests requestCounts, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request", append([]slog.Attr{
+		requests.count(r.Pattern, sw.status, time.Since(start))
+		level := slog.LevelInfo
+		if sw.status >= 500 {
+			level = slog.LevelError
+		}
+		log.LogAttrs(r.Context(), level, "request", append([]slog.Attr{
 			slog.Int("status", sw.status), slog.String("method", r.Method), slog.String("path", loggedPath(r.URL)),
 			slog.String("remote", r.RemoteAddr), slog.Duration("duration", time.Since(start))}, sw.attrs...)...)
 	})

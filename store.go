@@ -27,6 +27,14 @@ type store struct {
 	microlitres int64               // the stored pours' volume, kept exact
 	graves      int                 // deleted pours that had a pourId, which compaction keeps
 	pourIDs     pourIndex           // every pour that came with a pourId, deleted or not
+	counted     map[int64]*counts   // what each tap has poured since start-up, for /metrics
+	deletes     int64               // deletes since start-up
+}
+
+// counts is what a tap has poured: pours by glass, and their volume.
+type counts struct {
+	pours       [glassCount]int64
+	microlitres int64
 }
 
 // An index lists positions in store.pours in ascending order: all of
@@ -46,10 +54,12 @@ type tapPours struct {
 type filter struct {
 	tap   int64  // only this tap's pours, or any tap's when 0
 	glass *glass // only pours of this glass, or any when nil
+	from  stamp  // only pours stored from then on
+	to    stamp  // only pours stored before then, or ever since when 0
 }
 
 func newStore() *store {
-	return &store{taps: make(map[int64]*tapPours), pourIDs: pourIndex{seed: maphash.MakeSeed(), slots: make([]int32, 1024)}}
+	return &store{taps: make(map[int64]*tapPours), counted: make(map[int64]*counts), pourIDs: pourIndex{seed: maphash.MakeSeed(), slots: make([]int32, 1024)}}
 }
 
 // get returns the stored pour with the given id.
@@ -67,6 +77,33 @@ func (s *store) get(id int64) (pour, bool) {
 func (s *store) page(f filter, offset, limit int) ([]pour, int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	list := s.matching(f)
+	return s.copyOut(list[min(offset, len(list)):], limit), len(list)
+}
+
+// after returns the pours matching f whose id is after id, at most limit
+// of them.
+func (s *store) after(f filter, id int64, limit int) []pour {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	list := s.matching(f)
+	k, _ := slices.BinarySearchFunc(list, id, func(i int32, id int64) int { return cmp.Compare(s.pours[i].ID, id+1) })
+	return s.copyOut(list[k:], limit)
+}
+
+// copyOut copies the first limit pours of list out of the store.
+func (s *store) copyOut(list []int32, limit int) []pour {
+	page := make([]pour, min(limit, len(list)))
+	for k := range page {
+		page[k] = s.pours[list[k]]
+	}
+	return page
+}
+
+// matching returns the positions of the pours that match f. Pours are
+// stored in time order, so its time range is found by binary search. The
+// caller holds mu.
+func (s *store) matching(f filter) []int32 {
 	x := &s.stored
 	if f.tap != 0 {
 		x = &cmp.Or(s.taps[f.tap], &tapPours{}).index // none stored: an empty index
@@ -75,12 +112,15 @@ func (s *store) page(f filter, offset, limit int) ([]pour, int) {
 	if f.glass != nil {
 		list = x.byGlass[*f.glass]
 	}
-	rest := list[min(offset, len(list)):]
-	page := make([]pour, min(limit, len(rest)))
-	for k := range page {
-		page[k] = s.pours[rest[k]]
+	at := func(t stamp) int {
+		k, _ := slices.BinarySearchFunc(list, t, func(i int32, t stamp) int { return cmp.Compare(s.pours[i].At, t) })
+		return k
 	}
-	return page, len(list)
+	end := len(list)
+	if f.to != 0 {
+		end = at(f.to)
+	}
+	return list[min(at(f.from), end):end]
 }
 
 // find returns the position of the pour with the given id, and whether it
@@ -106,6 +146,13 @@ func (s *store) byPourID(tap int64, pourID string) (pour, bool) {
 func (s *store) add(p pour) {
 	s.pours = append(s.pours, p)
 	s.index(int32(len(s.pours)-1), true)
+	c := s.counted[p.Tap]
+	if c == nil {
+		c = new(counts)
+		s.counted[p.Tap] = c
+	}
+	c.pours[p.Glass]++
+	c.microlitres += microlitres(p.Volume)
 }
 
 // index puts the pour at position i in the pourId index and, if stored, the others.
@@ -148,6 +195,7 @@ func (s *store) remove(id int64) {
 	t.microlitres -= microlitres(p.Volume)
 	s.microlitres -= microlitres(p.Volume)
 	s.graves += min(len(p.PourID), 1)
+	s.deletes++
 }
 
 // load fills an empty store with the pours that replay read, in id order;

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"time"
 )
 
@@ -17,10 +18,13 @@ func measureReads(ctx context.Context, o options) (result, error) {
 		return res, err
 	}
 	defer h.close()
-	total, lastID, err := extent(h)
+	total, lastID, first, last, err := extent(h)
 	if err != nil {
 		return res, err
 	}
+	span := last.Sub(first)
+	between := "&from=" + url.QueryEscape(first.Add(span/4).Format(time.RFC3339Nano)) + // the middle half
+		"&to=" + url.QueryEscape(first.Add(3*span/4).Format(time.RFC3339Nano))
 	if total == 0 {
 		return res, fmt.Errorf("the server holds no pours: seed it first (-seed)")
 	}
@@ -40,6 +44,8 @@ func measureReads(ctx context.Context, o options) (result, error) {
 		{"list type=pint", "&type=pint", 50},
 		{"list tapId=3", "&tapId=3", 50},
 		{"list tapId=3&type=stein", "&tapId=3&type=stein", 50},
+		{"list from&to", between, 50},
+		{"list tapId=3&from&to", "&tapId=3" + between, 50},
 	} {
 		matching, err := count(h, q.filter)
 		if err != nil {
@@ -84,27 +90,32 @@ func count(h *httpConn, filter string) (int, error) {
 	return l.Total, err
 }
 
-// extent returns how many pours the server holds and the highest id.
-func extent(h *httpConn) (total int, lastID int64, err error) {
+// extent returns how many pours the server holds, the highest id, and when
+// the first and the last were poured.
+func extent(h *httpConn) (total int, lastID int64, first, last time.Time, err error) {
 	var l struct {
 		Total int
-		Beers []struct{ ID int64 }
+		Beers []struct {
+			ID        int64
+			Timestamp time.Time
+		}
 	}
 	status, body, err := h.do("GET", "/api/beers?page_size=1", nil)
 	if err == nil && status == 200 {
 		err = json.Unmarshal(body, &l)
 	}
 	if err != nil || l.Total == 0 {
-		return 0, 0, err
+		return 0, 0, first, last, err
 	}
+	first = l.Beers[0].Timestamp
 	status, body, err = h.do("GET", fmt.Sprintf("/api/beers?page_size=1&page=%d", l.Total), nil)
 	if err == nil && status == 200 {
 		err = json.Unmarshal(body, &l)
 	}
 	if err != nil || len(l.Beers) == 0 {
-		return 0, 0, fmt.Errorf("reading the last pour: %d %v", status, err)
+		return 0, 0, first, last, fmt.Errorf("reading the last pour: %d %v", status, err)
 	}
-	return l.Total, l.Beers[0].ID, nil
+	return l.Total, l.Beers[0].ID, first, l.Beers[0].Timestamp, nil
 }
 
 // measureDeletes deletes n random stored pours and times each.

@@ -2,8 +2,9 @@
 # Measures every target of BENCHMARKS.md on this machine, on loopback: POST
 # throughput against the minimal reference server, fresh and with a million
 # pours stored, fan-out to 1,000 to 10,000 subscribers, memory per idle
-# subscriber, subscriber churn, and a journal of 1,000,000 pours. Takes about
-# fifteen minutes.
+# subscriber, subscriber churn, and a journal of 1,000,000 pours: its reads,
+# time ranges among them, its CSV export while pours go on, and its replay.
+# Takes about fifteen minutes.
 #
 #   scripts/bench.sh            figures in bench-results/ (summary.txt, results.jsonl)
 #   OUT=/tmp/run scripts/bench.sh
@@ -103,11 +104,38 @@ start_altair $port DATA_FILE=:memory:
 measure "altair churn" $port -churn 10000
 stop
 
+# rss PORT: the server's resident memory in MiB, from /debug/stats.
+rss() { curl -s "http://127.0.0.1:$1/debug/stats" | sed -n 's/.*"rssBytes":\([0-9]*\).*/\1/p' | awk '{printf "%.0f", $1/1048576}'; }
+
+# export_csv PORT: every pour as CSV while 8 posters keep pouring, with the
+# server's RSS before, at most during, and after.
+export_csv() {
+  local before peak=0 now took rows poster
+  before=$(rss "$1")
+  "$out/loadtest" -addr 127.0.0.1:"$1" -posters 8 -duration 15s >/dev/null &
+  poster=$!
+  sleep 1
+  curl -sS -o "$out/export.csv" -w '%{time_total}' "http://127.0.0.1:$1/api/beers.csv" >"$out/export.time" &
+  local fetch=$!
+  while kill -0 $fetch 2>/dev/null; do
+    now=$(rss "$1") && [ "${now:-0}" -gt "$peak" ] && peak=$now
+    sleep 0.1
+  done
+  wait $fetch
+  now=$(rss "$1")
+  took=$(cat "$out/export.time")
+  rows=$(($(wc -l <"$out/export.csv") - 1))
+  wait $poster
+  say "CSV export of $rows pours while 8 posters pour: ${took} s; server RSS ${before} MiB before, at most ${peak} MiB during, ${now} MiB just after"
+}
+
 say "" && say "### 1,000,000 stored pours in a journal"
 rm -f "$out/big.jsonl"*
 start_altair $port DATA_FILE="$out/big.jsonl"
 measure "altair seed" $port -seed 1000000 -pourids -posters 64
 measure "altair reads" $port -read 2000
+say ""
+export_csv $port
 stop
 start_altair $port DATA_FILE="$out/big.jsonl"
 say "" && say "replay at start-up: $(grep '"replayed the journal"' "$out/altair.log" | tail -1)"

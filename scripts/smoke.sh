@@ -32,6 +32,9 @@ id=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' "$out")
 id=${id:-1}
 expect 200 GET "/api/beers/$id"
 expect 200 GET '/api/beers?page=1&page_size=10&type=pint&tapId=1'
+expect 200 GET '/api/beers?from=2026-01-01T00:00:00Z&to=2999-01-01T00:00:00Z'
+expect 200 GET '/api/beers.csv?tapId=1'
+expect 200 GET /api/openapi.json
 expect 200 GET /api/report
 expect 204 DELETE "/api/beers/$id"
 expect 404 GET "/api/beers/$id"
@@ -40,6 +43,7 @@ expect 400 GET /api/beers/abc
 expect 400 POST /api/beers '{"tapId":1'
 expect 422 POST /api/beers '{"tapId":1,"volume":50}'
 expect 400 GET '/api/beers?type=jug'
+expect 400 GET '/api/beers?from=yesterday'
 expect 405 PUT /api/report
 expect 426 GET /sockets/beers
 

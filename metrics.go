@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"crypto/subtle"
+	"fmt"
+	"maps"
+	"math"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// The bounds of every latency histogram, in seconds.
+var latencyBounds = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
+
+// A histogram counts durations by latencyBounds, with atomics.
+type histogram struct {
+	counts [13]atomic.Int64 // by bound; the last is past every bound
+	sum    atomic.Int64     // nanoseconds
+}
+
+func (h *histogram) observe(d time.Duration) {
+	i, _ := slices.BinarySearch(latencyBounds, d.Seconds())
+	h.counts[i].Add(1)
+	h.sum.Add(int64(d))
+}
+
+// A routeCount is what the server counts of one route's requests.
+type routeCount struct {
+	codes    [600]atomic.Int64 // by status
+	duration histogram
+}
+
+// requestCounts counts every request by the route that took it: every
+// route is there before the server serves, so counting takes no lock.
+type requestCounts map[string]*routeCount
+
+func (c requestCounts) count(pattern string, status int, d time.Duration) {
+	if rc := c[cmp.Or(pattern, "refused")]; rc != nil && status < len(rc.codes) {
+		rc.codes[status].Add(1)
+		rc.duration.observe(d)
+	}
+}
+
+// handleMetrics answers the server's metrics in the Prometheus text format;
+// with token set, only to a bearer of it.
+func handleMetrics(s *store, j *journal, h *hub, requests requestCounts, token string) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="altair metrics"`)
+			return errorf(http.StatusUnauthorized, "the metrics need METRICS_TOKEN: send Authorization: Bearer <METRICS_TOKEN>")
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		out := bufio.NewWriter(w)
+		defer out.Flush()
+		metric := func(name, kind, help string) {
+			fmt.Fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, kind)
+		}
+		single := func(name, kind, help string, v any) {
+			metric(name, kind, help)
+			fmt.Fprintf(out, "%s %v\n", name, v)
+		}
+		s.mu.RLock()
+		metric("altair_pours_total", "counter", "Pours stored since the server started, by tap and glass.")
+		for _, tap := range slices.Sorted(maps.Keys(s.counted)) {
+			for g, n := range s.counted[tap].pours {
+				fmt.Fprintf(out, "altair_pours_total{tap=\"%d\",glass=\"%s\"} %d\n", tap, glass(g), n)
+			}
+		}
+		metric("altair_pour_volume_millilitres_total", "counter", "Millilitres poured since the server started, by tap.")
+		for _, tap := range slices.Sorted(maps.Keys(s.counted)) {
+			fmt.Fprintf(out, "altair_pour_volume_millilitres_total{tap=\"%d\"} %g\n", tap, float64(s.counted[tap].microlitres)/1000)
+		}
+		single("altair_deletes_total", "counter", "Pours deleted since the server started.", s.deletes)
+		s.mu.RUnlock()
+		metric("altair_requests_total", "counter", "HTTP requests answered, by route and status.")
+		routes := slices.Sorted(maps.Keys(requests))
+		for _, route := range routes {
+			for code := range requests[route].codes {
+				if n := requests[route].codes[code].Load(); n > 0 {
+					fmt.Fprintf(out, "altair_requests_total{route=%q,code=\"%d\"} %d\n", route, code, n)
+				}
+			}
+		}
+		metric("altair_request_duration_seconds", "histogram", "How long requests took to answer, by route.")
+		for _, route := range routes {
+			requests[route].duration.write(out, "altair_request_duration_seconds", fmt.Sprintf("route=%q,", route))
+		}
+		metric("altair_journal_fsync_seconds", "histogram", "How long each fsync of the journal took.")
+		j.fsyncs.write(out, "altair_journal_fsync_seconds", "")
+		failing := 0
+		if j.failure() != nil {
+			failing = 1
+		}
+		single("altair_journal_failing", "gauge", "1 once a write to the journal failed: every change is refused until a restart.", failing)
+		taps := h.taps.subscribers()
+		metric("altair_subscribers", "gauge", "WebSocket subscribers connected, by kind.")
+		fmt.Fprintf(out, "altair_subscribers{kind=\"tap\"} %d\naltair_subscribers{kind=\"screen\"} %d\n", taps, h.subscribers.Load()-int64(taps))
+		metric("altair_subscribers_dropped_total", "counter", "Subscribers the server closed, by reason.")
+		fmt.Fprintf(out, "altair_subscribers_dropped_total{reason=\"slow\"} %d\naltair_subscribers_dropped_total{reason=\"dead\"} %d\n", h.slow.Load(), h.dead.Load())
+		single("altair_events_sent_total", "counter", "Events queued for subscribers, one a subscriber an event.", h.sent.Load())
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		var u syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &u)
+		single("go_goroutines", "gauge", "Goroutines that exist now.", runtime.NumGoroutine())
+		single("go_memstats_heap_alloc_bytes", "gauge", "Bytes of the heap in use, garbage not yet collected too.", m.HeapAlloc)
+		single("process_resident_memory_bytes", "gauge", "Resident memory of the process.", residentBytes())
+		single("process_cpu_seconds_total", "counter", "User and system CPU time the process has used.", float64(u.Utime.Nano()+u.Stime.Nano())/1e9)
+		single("process_start_time_seconds", "gauge", "When the process started, in Unix seconds.", float64(h.taps.start)/1000)
+		return nil
+	}
+}
+
+// write writes h as the histogram name, labels before its le label.
+func (h *histogram) write(out *bufio.Writer, name, labels string) {
+	n := int64(0)
+	for i, bound := range append(latencyBounds, math.Inf(1)) {
+		n += h.counts[i].Load()
+		fmt.Fprintf(out, "%s_bucket{%sle=\"%v\"} %d\n", name, labels, bound, n)
+	}
+	if labels != "" {
+		labels = "{" + strings.TrimSuffix(labels, ",") + "}"
+	}
+	fmt.Fprintf(out, "%s_sum%s %g\n%s_count%s %d\n", name, labels, float64(h.sum.Load())/1e9, name, labels, n)
+}
