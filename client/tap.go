@@ -52,7 +52,9 @@ func (t *tap) pour(ctx context.Context) {
 			PourID: fmt.Sprintf("tap%d-%s-%06d", t.cfg.tap, t.run, t.seq)}
 		if !t.outbox.add(p) {
 			t.log.Warn("outbox full: pour lost", "pourId", p.PourID, "waiting", t.cfg.outbox)
+			continue
 		}
+		t.log.Info("poured", "pourId", p.PourID, "volume", p.Volume)
 	}
 }
 
