@@ -128,3 +128,17 @@ func BenchmarkCountRequest(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkParsePour measures checking a POST body, with and without a pourId.
+func BenchmarkParsePour(b *testing.B) {
+	for _, body := range []string{`{"tapId":3,"volume":512.5}`, `{"tapId":3,"volume":512.5,"pourId":"tap3-1f2e3d-000042"}`} {
+		b.Run(fmt.Sprint(len(body)), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := parsePour([]byte(body)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

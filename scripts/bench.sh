@@ -134,12 +134,12 @@ rm -f "$out/big.jsonl"*
 start_altair $port DATA_FILE="$out/big.jsonl"
 measure "altair seed" $port -seed 1000000 -pourids -posters 64
 measure "altair reads" $port -read 2000
-say ""
-export_csv $port
 stop
 start_altair $port DATA_FILE="$out/big.jsonl"
 say "" && say "replay at start-up: $(grep '"replayed the journal"' "$out/altair.log" | tail -1)"
 measure "altair after replay" $port -read 2000
+say ""
+export_csv $port
 stop
 
 "$out/loadtest" -plot "$results" >"$out/latency.svg"
