@@ -73,3 +73,25 @@ func TestLoadAgainstTheMinimalServer(t *testing.T) {
 		t.Errorf("delivery %v, post %v; want 4000 deliveries and 100 posts measured", res.Delivery, res.Post)
 	}
 }
+
+// TestLoadWithTapSubscribers counts a tap's subscriber as complete without
+// its own pours, which the minimal server sends anyway and the tool leaves
+// out: 30 screens get all 100 pours, 10 taps the 95 of the other taps.
+func TestLoadWithTapSubscribers(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go minimalServer(ctx, ln)
+	o := options{addr: ln.Addr().String(), subs: 40, taps: 10, rate: 100, posters: 4, duration: time.Second, postHere: true}
+	res, err := load(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Connected != 40 || res.Taps != 10 || res.Missing != 0 || res.Failed != "" || res.Delivery.Count != 30*100+10*95 {
+		t.Fatalf("result = %+v, %d deliveries; want 40 subscribers, 10 of them taps, %d deliveries", res, res.Delivery.Count, 30*100+10*95)
+	}
+}

@@ -30,6 +30,7 @@ type options struct {
 	addr     string
 	token    string
 	subs     int
+	taps     int // of subs, how many subscribe as taps
 	rate     float64
 	posters  int
 	duration time.Duration
@@ -50,6 +51,7 @@ func main() {
 	flag.StringVar(&o.addr, "addr", "127.0.0.1:8338", "the server's host:port (loopback only)")
 	flag.StringVar(&o.token, "token", "", "a bearer token that may pour for any tap and subscribe (the admin's)")
 	flag.IntVar(&o.subs, "subs", 0, "WebSocket subscribers to open")
+	flag.IntVar(&o.taps, "taps", 0, "of the -subs subscribers, this many subscribe as taps 1 to 20 in turn (?tapId=), which are not sent their own pours")
 	flag.Float64Var(&o.rate, "rate", 0, "pours per second; 0 sends as fast as -posters can")
 	flag.IntVar(&o.posters, "posters", 64, "concurrent posters (connections that send pours)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long to send pours")

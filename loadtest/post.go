@@ -20,12 +20,16 @@ type post struct {
 	Sent    int64         `json:"sent"`
 	Latency time.Duration `json:"latency"`
 	ID      int64         `json:"id"`
+	Tap     int64         `json:"tap"`
 }
+
+// tapOf is the tap of the n-th pour: taps 1 to 20 in turn.
+func tapOf(n int) int64 { return int64(n%20 + 1) }
 
 // pourBody is the n-th pour: taps 1 to 20, volumes that fill every glass.
 func pourBody(dst []byte, n int, pourIDs bool, run string) []byte {
 	dst = append(dst, `{"tapId":`...)
-	dst = strconv.AppendInt(dst, int64(n%20+1), 10)
+	dst = strconv.AppendInt(dst, tapOf(n), 10)
 	dst = append(dst, `,"volume":`...)
 	dst = strconv.AppendInt(dst, int64(100+(n*37)%901), 10)
 	if pourIDs {
@@ -85,7 +89,7 @@ func (p *pool) send(n int, run string, due time.Time) post {
 	var body [128]byte
 	sent := time.Now().UnixNano()
 	status, answer, err := h.do("POST", "/api/beers", pourBody(body[:0], n, p.o.pourIDs, run))
-	r := post{Sent: sent, Latency: time.Since(due)}
+	r := post{Sent: sent, Latency: time.Since(due), Tap: tapOf(n)}
 	if err != nil {
 		p.redial(h)
 		return r
@@ -215,7 +219,7 @@ func seed(ctx context.Context, o options) (result, error) {
 
 // load is the main run: subscribers, pours, and the matching of the two.
 func load(ctx context.Context, o options) (result, error) {
-	res := result{Mode: "load", Subscribers: o.subs, Rate: o.rate, Posters: o.posters, NoFile: raiseNoFile()}
+	res := result{Mode: "load", Subscribers: o.subs, Taps: min(o.taps, o.subs), Rate: o.rate, Posters: o.posters, NoFile: raiseNoFile()}
 	before := serverStats(o.addr)
 	subs, failures, err := openSubs(ctx, o, o.subs)
 	if err != nil {
@@ -253,27 +257,34 @@ func load(ctx context.Context, o options) (result, error) {
 		res.Server["cpuNanosPerPour"] = (cpu1["cpuMicros"] - cpu0["cpuMicros"]) * 1000 / int64(res.Acked)
 	}
 	res.Scheduled = scheduled
-	awaitDelivery(subs, lastAcked(posts), 15*time.Second)
+	awaitDelivery(subs, posts, 15*time.Second)
 	stopReading(subs)
 	match(&res, subs, posts)
 	return res, nil
 }
 
-func lastAcked(posts []post) int64 {
-	var last int64
+// lastFor returns the highest acknowledged id that a subscriber of tap
+// (0 for a screen) is sent: a tap is not sent its own pours.
+func lastFor(posts []post) func(tap int64) int64 {
+	last := map[int64]int64{}
 	for _, p := range posts {
-		last = max(last, p.ID)
+		for tap := range int64(21) {
+			if tap != p.Tap {
+				last[tap] = max(last[tap], p.ID)
+			}
+		}
 	}
-	return last
+	return func(tap int64) int64 { return last[tap] }
 }
 
-// awaitDelivery waits until every subscriber has the pour with id last
+// awaitDelivery waits until every subscriber has the last pour it is sent
 // (events come in id order), or for wait.
-func awaitDelivery(subs []*sub, last int64, wait time.Duration) {
+func awaitDelivery(subs []*sub, posts []post, wait time.Duration) {
+	last := lastFor(posts)
 	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		behind := false
 		for _, s := range subs {
-			if s.last.Load() < last && !closed(s.done) {
+			if s.last.Load() < last(s.tap) && !closed(s.done) {
 				behind = true
 				break
 			}
@@ -284,12 +295,14 @@ func awaitDelivery(subs []*sub, last int64, wait time.Duration) {
 	}
 }
 
-// match pairs every event a subscriber got with the POST that caused it.
+// match pairs every event a subscriber got with the POST that caused it;
+// a tap's subscriber must get every pour but its tap's own.
 func match(res *result, subs []*sub, posts []post) {
-	sent := make(map[int64]int64, len(posts))
+	sent, own := make(map[int64]post, len(posts)), map[int64]int{}
 	for _, p := range posts {
 		if p.ID != 0 {
-			sent[p.ID] = p.Sent
+			sent[p.ID] = p
+			own[p.Tap]++
 		}
 	}
 	var delivery []time.Duration
@@ -300,12 +313,12 @@ func match(res *result, subs []*sub, posts []post) {
 		}
 		got := 0
 		for i, id := range s.ids {
-			if at, ok := sent[id]; ok {
-				delivery = append(delivery, time.Duration(s.at[i]-at))
+			if p, ok := sent[id]; ok && (s.tap == 0 || p.Tap != s.tap) {
+				delivery = append(delivery, time.Duration(s.at[i]-p.Sent))
 				got++
 			}
 		}
-		res.Missing += len(sent) - got
+		res.Missing += len(sent) - own[s.tap] - got
 		res.OutOfOrder += s.late
 	}
 	res.Delivery = spreadOf(delivery)

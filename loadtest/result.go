@@ -16,6 +16,7 @@ type result struct {
 
 	// Subscribers.
 	Subscribers     int     `json:"subscribers,omitempty"`     // asked for
+	Taps            int     `json:"taps,omitempty"`            // of them, subscribed as taps
 	Connected       int     `json:"connected,omitempty"`       // connected and got their first report
 	ConnectFailures int     `json:"connectFailures,omitempty"` // could not connect
 	Dropped         int     `json:"dropped,omitempty"`         // closed by the server during the run
@@ -80,8 +81,8 @@ func (r *result) print(w io.Writer) {
 		fmt.Fprintf(w, "== %s\n", r.Label)
 	}
 	if r.Subscribers > 0 {
-		fmt.Fprintf(w, "subscribers: %d asked, %d connected, %d failed to connect, %d dropped by the server (open-file limit %d)\n",
-			r.Subscribers, r.Connected, r.ConnectFailures, r.Dropped, r.NoFile)
+		fmt.Fprintf(w, "subscribers: %d asked (%d as taps), %d connected, %d failed to connect, %d dropped by the server (open-file limit %d)\n",
+			r.Subscribers, r.Taps, r.Connected, r.ConnectFailures, r.Dropped, r.NoFile)
 	}
 	if r.RSSPerSub > 0 {
 		fmt.Fprintf(w, "server memory: %.1f KiB more resident per idle subscriber\n", r.RSSPerSub/1024)

@@ -18,6 +18,7 @@ import (
 // records, so subscribers share no lock while they measure.
 type sub struct {
 	conn *websocket.Conn
+	tap  int64        // the tap it subscribes as, or 0 for a screen
 	ids  []int64      // the pours it got, in order
 	at   []int64      // when, in Unix nanoseconds
 	late int          // events that came after a later one
@@ -40,18 +41,23 @@ func raiseNoFile() uint64 {
 	return l.Cur
 }
 
-// openSubs connects n subscribers, dialing up to 200 at a time, and waits
-// until each has its first report. It returns those that connected.
+// openSubs connects n subscribers, the first o.taps of them as taps,
+// dialing up to 200 at a time, and waits until each has its first report.
+// It returns those that connected.
 func openSubs(ctx context.Context, o options, n int) (subs []*sub, failures int, err error) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	gate := make(chan struct{}, 200)
 	var firstErr error
-	for range n {
+	for i := range n {
+		tap := int64(0) // a screen
+		if i < o.taps {
+			tap = tapOf(i)
+		}
 		gate <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-gate }()
-			s, err := dialSub(ctx, o)
+			s, err := dialSub(ctx, o, tap)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -69,14 +75,18 @@ func openSubs(ctx context.Context, o options, n int) (subs []*sub, failures int,
 	return subs, failures, nil
 }
 
-func dialSub(ctx context.Context, o options) (*sub, error) {
+func dialSub(ctx context.Context, o options, tap int64) (*sub, error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	h := make(http.Header)
 	if o.token != "" {
 		h.Set("Authorization", "Bearer "+o.token)
 	}
-	c, _, err := websocket.Dial(dctx, "ws://"+o.addr+"/sockets/beers", &websocket.DialOptions{HTTPHeader: h})
+	url := "ws://" + o.addr + "/sockets/beers"
+	if tap != 0 {
+		url += fmt.Sprintf("?tapId=%d", tap)
+	}
+	c, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{HTTPHeader: h})
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +95,7 @@ func dialSub(ctx context.Context, o options) (*sub, error) {
 		c.CloseNow()
 		return nil, err
 	}
-	return &sub{conn: c, done: make(chan struct{})}, nil
+	return &sub{conn: c, tap: tap, done: make(chan struct{})}, nil
 }
 
 // read records every pour event until stopReading is called or the
@@ -186,7 +196,7 @@ func churnOnce(ctx context.Context, o options) int {
 		gate <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-gate }()
-			s, err := dialSub(ctx, o)
+			s, err := dialSub(ctx, o, 0)
 			if err != nil {
 				failures.Add(1)
 				return
