@@ -49,19 +49,26 @@ func TestSpreadOf(t *testing.T) {
 	}
 }
 
-// TestLoadAgainstTheMinimalServer runs the whole tool, subscribers and
-// posters, against the reference server: every pour is matched to its
-// event at every subscriber.
-func TestLoadAgainstTheMinimalServer(t *testing.T) {
-	t.Parallel()
+// startMinimal runs the minimal server on a free loopback port until the
+// test ends, and returns a context that ends with it, and its address.
+func startMinimal(t *testing.T) (context.Context, string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	go minimalServer(ctx, ln)
-	o := options{addr: ln.Addr().String(), subs: 40, rate: 100, posters: 4, duration: time.Second, postHere: true}
+	return ctx, ln.Addr().String()
+}
+
+// TestLoadAgainstTheMinimalServer runs the whole tool, subscribers and
+// posters, against the reference server: every pour is matched to its
+// event at every subscriber.
+func TestLoadAgainstTheMinimalServer(t *testing.T) {
+	t.Parallel()
+	ctx, addr := startMinimal(t)
+	o := options{addr: addr, subs: 40, rate: 100, posters: 4, duration: time.Second, postHere: true}
 	res, err := load(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -79,14 +86,8 @@ func TestLoadAgainstTheMinimalServer(t *testing.T) {
 // out: 30 screens get all 100 pours, 10 taps the 95 of the other taps.
 func TestLoadWithTapSubscribers(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go minimalServer(ctx, ln)
-	o := options{addr: ln.Addr().String(), subs: 40, taps: 10, rate: 100, posters: 4, duration: time.Second, postHere: true}
+	ctx, addr := startMinimal(t)
+	o := options{addr: addr, subs: 40, taps: 10, rate: 100, posters: 4, duration: time.Second, postHere: true}
 	res, err := load(ctx, o)
 	if err != nil {
 		t.Fatal(err)
