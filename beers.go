@@ -281,7 +281,7 @@ type pageAnswer struct {
 // handleList answers a page of pours, oldest first.
 func handleList(s *store) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		f, page, size, err := parseQuery(r.URL.Query(), true)
+		f, page, size, err := parseQuery(r.URL.Query())
 		if err != nil {
 			return err
 		}
@@ -297,7 +297,7 @@ func handleList(s *store) apiFunc {
 // holds no more than a chunk in memory.
 func handleCSV(s *store) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		f, _, _, err := parseQuery(r.URL.Query(), false)
+		f, _, _, err := parseQuery(r.URL.Query())
 		if err != nil {
 			return err
 		}
@@ -321,57 +321,52 @@ func handleCSV(s *store) apiFunc {
 	}
 }
 
-// fileStamp is t for a file name, 20261128T180000Z, or none when t is 0.
-func fileStamp(t stamp, none string) string {
-	if t == 0 {
+// fileStamp is t for a file name, 20261128T180000Z, or none when t is nil.
+func fileStamp(t *stamp, none string) string {
+	if t == nil {
 		return none
 	}
-	return time.UnixMilli(int64(t)).UTC().Format("20060102T150405Z")
+	return time.UnixMilli(int64(*t)).UTC().Format("20060102T150405Z")
 }
 
-// parseQuery checks every query parameter of a list (with paging) or an
-// export (without). An unknown one is an error rather than ignored, so
-// that a typo does not return every pour.
-func parseQuery(q url.Values, paging bool) (f filter, page, size int, err error) {
+// parseQuery reads the query parameters of a list or an export, which
+// strict has checked are known and given once.
+func parseQuery(q url.Values) (f filter, page, size int, err error) {
 	page, size = 1, defaultPageSize
-	names := "from, to, type and tapId"
-	if paging {
-		names = "page, page_size, " + names
-	}
-	for name, values := range q {
-		switch v := values[0]; {
-		case len(values) > 1:
-			err = errorf(http.StatusBadRequest, "query parameter %q is given %d times: give it once", name, len(values))
-		case paging && name == "page":
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		switch v := q.Get(name); name {
+		case "page":
 			page, err = intParam(name, v, math.MaxInt)
-		case paging && name == "page_size":
+		case "page_size":
 			size, err = intParam(name, v, maxPageSize)
-		case name == "tapId":
+		case "tapId":
 			var tap int
 			tap, err = intParam(name, v, math.MaxInt64)
 			f.tap = int64(tap)
-		case name == "type":
+		case "type":
 			g, ok := parseGlass(v)
 			if f.glass = &g; !ok {
 				err = errorf(http.StatusBadRequest, "type %q is not a glass: use half, pint or stein", v)
 			}
-		case name == "from" || name == "to":
+		case "from", "to":
 			t, perr := time.Parse(time.RFC3339, v)
+			bound := stamp(t.UnixMilli())
+			if t.Nanosecond()%1e6 != 0 { // pours are stamped to the millisecond: a bound between two is the later
+				bound++
+			}
 			if perr != nil {
 				err = errorf(http.StatusBadRequest, "%s=%q is not a time: send RFC 3339, such as 2026-11-28T18:00:00Z or 2026-11-28T18:00:00+01:00", name, v)
 			} else if name == "from" {
-				f.from = stamp(t.UnixMilli())
+				f.from = &bound
 			} else {
-				f.to = stamp(t.UnixMilli())
+				f.to = &bound
 			}
-		default:
-			err = errorf(http.StatusBadRequest, "unknown query parameter %q: use %s", name, names)
 		}
 		if err != nil {
 			return f, page, size, err
 		}
 	}
-	if f.to != 0 && f.from > f.to {
+	if f.from != nil && f.to != nil && *f.from > *f.to {
 		err = errorf(http.StatusBadRequest, "from=%s comes after to=%s: send a from before the to", q.Get("from"), q.Get("to"))
 	}
 	return f, page, size, err

@@ -228,6 +228,8 @@ func TestListBeersRefusesBadQueries(t *testing.T) {
 		{"?tapId=abc", "tapId"},
 		{"?pagesize=10", `unknown query parameter "pagesize"`},
 		{"?page=1&page=2", "given 2 times"},
+		{"?tapId=%zz", "the query is malformed"},
+		{"?tapId=2;type=pint", "the query is malformed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -338,6 +340,14 @@ func TestRouteErrors(t *testing.T) {
 		{"DELETE", "/api/beers", 405, "GET, HEAD, POST", "not allowed"},
 		{"GET", "/sockets/beers", 426, "", "WebSocket endpoint"},
 		{"POST", "/sockets/beers", 405, "GET, HEAD", "not allowed"},
+		{"GET", "/sockets/beers?tapid=9", 400, "", `unknown query parameter "tapid": GET /sockets/beers takes tapId, own`},
+		{"GET", "/sockets/beers?tapId=9&tapId=10", 400, "", `query parameter "tapId" is given 2 times`},
+		{"GET", "/sockets/beers?tapId=9;own=1", 400, "", "the query is malformed"},
+		{"GET", "/api/report?x=1", 400, "", `unknown query parameter "x": GET /api/report takes none`},
+		{"GET", "/api/taps?x=1", 400, "", "unknown query parameter"},
+		{"GET", "/api/beers/1?x=1", 400, "", "unknown query parameter"},
+		{"DELETE", "/api/beers/1?x=1", 400, "", "unknown query parameter"},
+		{"POST", "/api/beers?x=1", 400, "", "unknown query parameter"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -352,6 +362,11 @@ func TestRouteErrors(t *testing.T) {
 		400, "Sec-WebSocket-Version must be 13")
 	checkError(t, do(t, "GET", ts.url+"/sockets/beers", "", "Connection", "Upgrade", "Upgrade", "websocket",
 		"Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "short"), 400, "Sec-WebSocket-Key must be 16 bytes")
+	head := do(t, "HEAD", ts.url+"/sockets/beers", "", "Connection", "Upgrade", "Upgrade", "websocket",
+		"Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	if head.status != 405 || head.header.Get("Allow") != "GET" || head.header.Get("Content-Type") != "application/json" {
+		t.Errorf("HEAD handshake = %d, Allow %q, %q; want a JSON 405 that allows GET", head.status, head.header.Get("Allow"), head.header.Get("Content-Type"))
+	}
 }
 
 func TestOriginCheck(t *testing.T) {
@@ -599,13 +614,14 @@ func timedPours(t *testing.T, ts *testServer) []apiBeer {
 	return slices.Delete(all, 4, 5)
 }
 
-// inZone is an RFC 3339 time, as a query parameter, written in another zone.
-func inZone(t *testing.T, timestamp string, offset int) string {
+// timeParam is an RFC 3339 time plus a while, as a query parameter,
+// written in another zone.
+func timeParam(t *testing.T, timestamp string, offset int, plus time.Duration) string {
 	at, err := time.Parse(time.RFC3339, timestamp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return url.QueryEscape(at.In(time.FixedZone("", offset)).Format(time.RFC3339Nano))
+	return url.QueryEscape(at.Add(plus).In(time.FixedZone("", offset)).Format(time.RFC3339Nano))
 }
 
 func TestListBeersByTime(t *testing.T) {
@@ -620,11 +636,16 @@ func TestListBeersByTime(t *testing.T) {
 		{"?from=" + at(3), all[3:]},
 		{"?to=" + at(3), all[:3]},
 		{"?from=" + at(2) + "&to=" + at(6), all[2:6]},
-		{"?from=" + inZone(t, all[2].Timestamp, 3600) + "&to=" + inZone(t, all[6].Timestamp, -5*3600), all[2:6]},
+		{"?from=" + timeParam(t, all[2].Timestamp, 3600, 0) + "&to=" + timeParam(t, all[6].Timestamp, -5*3600, 0), all[2:6]},
+		{"?from=" + timeParam(t, all[2].Timestamp, 0, 500*time.Microsecond), all[3:]}, // between milliseconds
+		{"?to=" + timeParam(t, all[2].Timestamp, 0, 500*time.Microsecond), all[:3]},
 		{"?from=" + at(5) + "&to=" + at(5), nil},
 		{"?from=" + at(1) + "&tapId=2", []apiBeer{all[1], all[6]}},
 		{"?from=" + at(1) + "&type=stein&tapId=3", []apiBeer{all[7]}},
 		{"?to=2000-01-01T00:00:00Z", nil},
+		{"?to=1970-01-01T00:00:00Z", nil},
+		{"?to=1969-12-31T23:59:59Z", nil},
+		{"?from=1969-12-31T23:59:59Z", all},
 		{"?from=2999-01-01T00:00:00Z", nil},
 	}
 	for _, tt := range tests {
@@ -658,7 +679,7 @@ func TestBadTimeRangesAreRefused(t *testing.T) {
 			})
 		}
 	}
-	checkError(t, do(t, "GET", ts.url+"/api/beers.csv?page=2", ""), 400, `unknown query parameter "page": use from, to, type and tapId`)
+	checkError(t, do(t, "GET", ts.url+"/api/beers.csv?page=2", ""), 400, `unknown query parameter "page": GET /api/beers.csv takes from, to, type, tapId`)
 }
 
 // The CSV export holds exactly the pours that the JSON list does, for

@@ -351,6 +351,9 @@ func TestDashboardAssets(t *testing.T) {
 		if again := do(t, "GET", ts.url+tt.path, "", "If-None-Match", r.header.Get("ETag")); again.status != 304 {
 			t.Errorf("GET %s again with its ETag = %d; want 304", tt.path, again.status)
 		}
+		if part := do(t, "GET", ts.url+tt.path, "", "Range", "bytes=99999999-"); part.status != 200 || string(part.body) != string(r.body) {
+			t.Errorf("GET %s of a range past its end = %d; want 200 and the whole file", tt.path, part.status)
+		}
 	}
 	checkError(t, do(t, "GET", ts.url+"/index.html", ""), 404, "the dashboard is /")
 	checkError(t, do(t, "POST", ts.url+"/", ""), 405, "use GET, HEAD")

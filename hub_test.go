@@ -211,17 +211,23 @@ func settledGoroutines(t *testing.T, limit int, wait time.Duration) {
 func TestSubscriberSendingDataIsClosed(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	s := ts.subscribe(t, "")
+	s := ts.subscribe(t, "?tapId=1")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.conn.Write(ctx, websocket.MessageText, []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.read(5 * time.Second)
+	var err error
+	for err == nil { // the tap's own online event may come first
+		_, err = s.read(5 * time.Second)
+	}
 	var ce websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation {
 		t.Errorf("read after sending data = %v; want close code 1008", err)
 	}
+	waitFor(t, 5*time.Second, "the closed subscriber to be gone", func() bool {
+		return ts.metrics(t)[`altair_subscribers{kind="tap"}`] == 0
+	})
 }
 
 // TestReportsAgreeWithTheEventStream checks that in every subscriber's

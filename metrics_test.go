@@ -72,6 +72,7 @@ func TestMetrics(t *testing.T) {
 	do(t, "POST", ts.url+"/api/beers", `{"tapId":1,"volume":5000}`)
 	do(t, "DELETE", ts.url+fmt.Sprintf("/api/beers/%d", b.ID), "")
 	do(t, "GET", ts.url+"/nowhere", "")
+	do(t, "GET", ts.url+"/api/beers.csv", "")
 	do(t, "POST", ts.url+"/api/beers", `{"tapId":1,"volume":500}`, "Origin", "http://elsewhere.example")
 	for e := screen.next(); e.Event != "deleted"; e = screen.next() {
 	} // every event was sent by now, and counted
@@ -87,6 +88,7 @@ func TestMetrics(t *testing.T) {
 		`altair_requests_total{route="POST /api/beers",code="422"}`:                 1,
 		`altair_requests_total{route="DELETE /api/beers/{id}",code="204"}`:          1,
 		`altair_requests_total{route="/",code="404"}`:                               1,
+		`altair_requests_total{route="GET /api/beers.csv",code="200"}`:              1,
 		`altair_requests_total{route="refused",code="403"}`:                         1,
 		`altair_request_duration_seconds_count{route="POST /api/beers"}`:            4,
 		`altair_request_duration_seconds_bucket{route="POST /api/beers",le="+Inf"}`: 4,

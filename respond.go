@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +33,28 @@ type apiFunc func(w http.ResponseWriter, r *http.Request) error
 func (f apiFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := f(w, r); err != nil {
 		writeError(w, err)
+	}
+}
+
+// strict refuses a request whose query is malformed, or names a parameter
+// that is not one of names (or token, which auth answers) or names one
+// twice, so that a typo does not widen what it asks for.
+func strict(next http.Handler, names ...string) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "the query is malformed (%v): send name=value pairs joined by & and %%-escaped", err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(q)) {
+			switch {
+			case !slices.Contains(names, name) && name != "token":
+				return errorf(http.StatusBadRequest, "unknown query parameter %q: %s takes %s", name, r.Pattern, cmp.Or(strings.Join(names, ", "), "none"))
+			case len(q[name]) > 1:
+				return errorf(http.StatusBadRequest, "query parameter %q is given %d times: give it once", name, len(q[name]))
+			}
+		}
+		next.ServeHTTP(w, r)
+		return nil
 	}
 }
 
@@ -71,7 +96,7 @@ func handleNoRoute(mux *http.ServeMux) apiFunc {
 		}
 		if len(allow) == 0 {
 			return errorf(http.StatusNotFound,
-				"nothing at %s: the API is /api/beers, /api/beers/{id}, /api/report, /api/taps, /healthz and /sockets/beers; the dashboard is /", r.URL.Path)
+				"nothing at %s: the API is /api/beers, /api/beers.csv, /api/beers/{id}, /api/report, /api/taps and /sockets/beers, described in /api/openapi.json; also /healthz and /metrics; the dashboard is /", r.URL.Path)
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		return errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allow, ", "))
@@ -113,6 +138,7 @@ func logRequests(log *slog.Logger, requests requestCounts, next http.Handler) ht
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
+		sw.status = cmp.Or(sw.status, http.StatusOK) // what net/http sends for a handler that set none
 		requests.count(r.Pattern, sw.status, time.Since(start))
 		level := slog.LevelInfo
 		if sw.status >= 500 {

@@ -54,8 +54,8 @@ type tapPours struct {
 type filter struct {
 	tap   int64  // only this tap's pours, or any tap's when 0
 	glass *glass // only pours of this glass, or any when nil
-	from  stamp  // only pours stored from then on
-	to    stamp  // only pours stored before then, or ever since when 0
+	from  *stamp // only pours stored from then on, or since the first when nil
+	to    *stamp // only pours stored before then, or until now when nil
 }
 
 func newStore() *store {
@@ -116,11 +116,14 @@ func (s *store) matching(f filter) []int32 {
 		k, _ := slices.BinarySearchFunc(list, t, func(i int32, t stamp) int { return cmp.Compare(s.pours[i].At, t) })
 		return k
 	}
-	end := len(list)
-	if f.to != 0 {
-		end = at(f.to)
+	start, end := 0, len(list)
+	if f.from != nil {
+		start = at(*f.from)
 	}
-	return list[min(at(f.from), end):end]
+	if f.to != nil {
+		end = at(*f.to)
+	}
+	return list[min(start, end):end]
 }
 
 // find returns the position of the pour with the given id, and whether it

@@ -55,7 +55,10 @@ func TestTimeRanges(t *testing.T) {
 	for _, f := range []filter{{}, {tap: 3}, {glass: &g}, {tap: 3, glass: &g}} {
 		for from := stamp(0); from <= 1102; from += 3 {
 			for _, to := range []stamp{0, from, from + 1, from + 17, 1101} {
-				f.from, f.to = from, to
+				f.from, f.to = &from, &to
+				if to == 0 { // no end
+					f.to = nil
+				}
 				var want []int64
 				for _, p := range s.pours {
 					deleted := (p.ID-5)%7 == 0
@@ -88,7 +91,8 @@ func TestAfterPagesThroughEveryMatch(t *testing.T) {
 	for id := int64(1000); id <= 1100; id++ {
 		s.remove(id)
 	}
-	for _, f := range []filter{{}, {tap: 7}, {from: 1764363845123}, {from: 1764363845124}} {
+	early, late := stamp(1764363845123), stamp(1764363845124)
+	for _, f := range []filter{{}, {tap: 7}, {from: &early}, {from: &late}} {
 		var want []int64
 		s.mu.RLock()
 		for _, i := range s.matching(f) {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Check every endpoint of a running server: smoke.sh
+# Check every route of a running server but /metrics (.ci/run checks it with
+# promtool): smoke.sh
 # Starts nothing; exits non-zero on the first wrong status. With auth on,
 # set TOKEN to the admin token.
 set -euo pipefail
@@ -27,6 +28,8 @@ expect() {
 
 expect 200 GET /healthz
 expect 200 GET /
+expect 200 GET /app.js
+expect 200 GET /app.css
 expect 201 POST /api/beers '{"tapId":1,"volume":500}'
 id=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' "$out")
 id=${id:-1}
@@ -36,6 +39,8 @@ expect 200 GET '/api/beers?from=2026-01-01T00:00:00Z&to=2999-01-01T00:00:00Z'
 expect 200 GET '/api/beers.csv?tapId=1'
 expect 200 GET /api/openapi.json
 expect 200 GET /api/report
+expect 200 GET /api/taps
+expect 200 GET /debug/stats
 expect 204 DELETE "/api/beers/$id"
 expect 404 GET "/api/beers/$id"
 expect 404 DELETE "/api/beers/$id"
@@ -44,6 +49,7 @@ expect 400 POST /api/beers '{"tapId":1'
 expect 422 POST /api/beers '{"tapId":1,"volume":50}'
 expect 400 GET '/api/beers?type=jug'
 expect 400 GET '/api/beers?from=yesterday'
+expect 400 GET '/api/report?x=1'
 expect 405 PUT /api/report
 expect 426 GET /sockets/beers
 
