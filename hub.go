@@ -64,12 +64,12 @@ type hub struct {
 	log      *slog.Logger  // connects, disconnects and drops
 	taps     *presence     // which taps have a subscriber connected
 
-	stream      chan message   // events, joins and leaves, in the stream's order
-	done        chan struct{}  // closed once run has closed every subscriber and returned
-	conns       sync.WaitGroup // subscribers being served
-	slow, dead  atomic.Int64   // subscribers dropped for too many events waiting, and for no pong
-	sent        atomic.Int64   // events queued, one a subscriber an event
-	subscribers atomic.Int64   // how many; changed by join under the store's lock, and as they go
+	stream      chan message    // events, joins and leaves, in the stream's order
+	done        chan struct{}   // closed once run has closed every subscriber and returned
+	conns       sync.WaitGroup  // subscribers being served
+	slow, dead  atomic.Int64    // subscribers dropped for too many events waiting, and for no pong
+	sent        atomic.Int64    // events queued, one a subscriber an event
+	subscribers [2]atomic.Int64 // screens and taps connected; changed by join under the store's lock, and as they go
 }
 
 // A message is an event's frame for every subscriber (tap is the tap
@@ -172,7 +172,7 @@ func (h *hub) drop(subs map[*subscriber]struct{}, s *subscriber, code websocket.
 // holds the store's lock. It waits only when the hub is maxBatch events
 // behind.
 func (h *hub) publish(e event) {
-	if h.subscribers.Load() == 0 {
+	if h.connected() == 0 {
 		return
 	}
 	m := message{frame: frame(e)}
@@ -184,6 +184,9 @@ func (h *hub) publish(e event) {
 	case <-h.done:
 	}
 }
+
+// connected counts the subscribers connected now.
+func (h *hub) connected() int64 { return h.subscribers[0].Load() + h.subscribers[1].Load() }
 
 // sendReports puts a report of the store in the stream each interval.
 func (h *hub) sendReports(ctx context.Context) {
@@ -205,7 +208,7 @@ func (h *hub) sendReports(ctx context.Context) {
 // join adds s, whose first event is a report of the store now, and serves it.
 func (h *hub) join(s *subscriber) {
 	h.conns.Add(1)
-	h.subscribers.Add(1)
+	h.subscribers[min(s.tap, 1)].Add(1)
 	h.store.mu.RLock()
 	r := h.store.reportLocked()
 	s.push(frame(event{Event: "report", Report: &r}))
@@ -219,7 +222,7 @@ func (h *hub) join(s *subscriber) {
 	go func() {
 		defer h.conns.Done()
 		err := s.serve(h.ping)
-		h.subscribers.Add(-1)
+		h.subscribers[min(s.tap, 1)].Add(-1)
 		if errors.Is(err, errNoPong) {
 			h.dead.Add(1)
 		}

@@ -288,7 +288,7 @@ func handleStats(s *store, h *hub) http.HandlerFunc {
 		s.mu.RLock()
 		pours := len(s.stored.all)
 		s.mu.RUnlock()
-		writeJSON(w, http.StatusOK, stats{Goroutines: runtime.NumGoroutine(), Subscribers: h.subscribers.Load(),
+		writeJSON(w, http.StatusOK, stats{Goroutines: runtime.NumGoroutine(), Subscribers: h.connected(),
 			Pours: pours, HeapBytes: m.HeapAlloc, StackBytes: m.StackInuse, RSSBytes: residentBytes(),
 			CPUMicros: u.Utime.Nano()/1000 + u.Stime.Nano()/1000})
 	}

@@ -100,9 +100,8 @@ func handleMetrics(s *store, j *journal, h *hub, requests requestCounts, token s
 			failing = 1
 		}
 		single("altair_journal_failing", "gauge", "1 once a write to the journal failed: every change is refused until a restart.", failing)
-		taps := h.taps.subscribers()
 		metric("altair_subscribers", "gauge", "WebSocket subscribers connected, by kind.")
-		fmt.Fprintf(out, "altair_subscribers{kind=\"tap\"} %d\naltair_subscribers{kind=\"screen\"} %d\n", taps, h.subscribers.Load()-int64(taps))
+		fmt.Fprintf(out, "altair_subscribers{kind=\"tap\"} %d\naltair_subscribers{kind=\"screen\"} %d\n", h.subscribers[1].Load(), h.subscribers[0].Load())
 		metric("altair_subscribers_dropped_total", "counter", "Subscribers the server closed, by reason.")
 		fmt.Fprintf(out, "altair_subscribers_dropped_total{reason=\"slow\"} %d\naltair_subscribers_dropped_total{reason=\"dead\"} %d\n", h.slow.Load(), h.dead.Load())
 		single("altair_events_sent_total", "counter", "Events queued for subscribers, one a subscriber an event.", h.sent.Load())

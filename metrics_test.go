@@ -272,3 +272,34 @@ func errorLines(logs string) []string {
 	}
 	return lines
 }
+
+// TestSubscribersByKind scrapes the subscriber gauges while taps come and
+// go: a tap is never counted as a screen, not even for a moment.
+func TestSubscribersByKind(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			c, _, err := ts.dialWebSocket("?tapId=20")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			c.CloseNow()
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if n := ts.metrics(t)[`altair_subscribers{kind="screen"}`]; n != 0 {
+			t.Errorf("%v screens counted, where only a tap ever subscribed", n)
+			<-done
+			return
+		}
+	}
+}

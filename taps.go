@@ -42,16 +42,6 @@ func (p *presence) change(tap int64, by int) (tapStatus, bool) {
 	return tapStatus{}, false
 }
 
-// subscribers counts the taps' subscribers connected now.
-func (p *presence) subscribers() (n int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		n += c
-	}
-	return n
-}
-
 // A tapInfo is what GET /api/taps tells of a tap.
 type tapInfo struct {
 	tapStatus
