@@ -362,6 +362,9 @@ func TestRouteErrors(t *testing.T) {
 		400, "Sec-WebSocket-Version must be 13")
 	checkError(t, do(t, "GET", ts.url+"/sockets/beers", "", "Connection", "Upgrade", "Upgrade", "websocket",
 		"Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "short"), 400, "Sec-WebSocket-Key must be 16 bytes")
+	if plain := do(t, "HEAD", ts.url+"/sockets/beers", ""); plain.status != 426 {
+		t.Errorf("HEAD /sockets/beers = %d; want 426, as for a GET that is no handshake", plain.status)
+	}
 	head := do(t, "HEAD", ts.url+"/sockets/beers", "", "Connection", "Upgrade", "Upgrade", "websocket",
 		"Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 	if head.status != 405 || head.header.Get("Allow") != "GET" || head.header.Get("Content-Type") != "application/json" {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -354,9 +353,12 @@ func handleSubscribe(h *hub, a *auth) apiFunc {
 			return err
 		}
 		q := r.URL.Query()
-		tap, err := strconv.ParseInt(cmp.Or(q.Get("tapId"), strconv.FormatInt(who.tap, 10)), 10, 64)
+		tap, err := who.tap, error(nil)
+		if q.Has("tapId") {
+			tap, err = strconv.ParseInt(q.Get("tapId"), 10, 64)
+		}
 		switch own := q.Get("own"); {
-		case err != nil || tap < 0 || q.Has("tapId") && tap == 0:
+		case err != nil || q.Has("tapId") && tap < 1:
 			return errorf(http.StatusBadRequest, "tapId=%q is not a tap: subscribe as a tap with its id, a whole number from 1", q.Get("tapId"))
 		case len(a.tokens) > 0 && tap != who.tap:
 			return errorf(http.StatusForbidden, "this token may not subscribe as tap %d: subscribe with tap %d's token", tap, tap)
@@ -389,16 +391,16 @@ func handleSubscribe(h *hub, a *auth) apiFunc {
 
 // checkHandshake checks what websocket.Accept checks, to answer a JSON error.
 func checkHandshake(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		return errorf(http.StatusMethodNotAllowed, "a WebSocket handshake is a GET, not a %s", r.Method)
-	}
 	connection := strings.ToLower(strings.Join(r.Header.Values("Connection"), ","))
 	if !strings.Contains(connection, "upgrade") || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || !r.ProtoAtLeast(1, 1) {
 		w.Header().Set("Upgrade", "websocket")
 		w.Header().Set("Connection", "Upgrade")
 		return errorf(http.StatusUpgradeRequired,
 			"%s is a WebSocket endpoint: connect with a WebSocket client, for example websocat ws://HOST/sockets/beers", r.URL.Path)
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		return errorf(http.StatusMethodNotAllowed, "a WebSocket handshake is a GET, not a %s", r.Method)
 	}
 	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
 		w.Header().Set("Sec-WebSocket-Version", "13")

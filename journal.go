@@ -432,12 +432,16 @@ func (j *journal) worthCompacting() bool {
 // meanwhile; reads do not.
 func (j *journal) compact() {
 	start := time.Now()
-	f, err := os.CreateTemp(filepath.Dir(j.path), filepath.Base(j.path)+".compact-*")
+	info, err := j.file.Stat() // the new journal takes the old one's mode, not CreateTemp's 0600
+	var f *os.File
+	if err == nil {
+		f, err = os.CreateTemp(filepath.Dir(j.path), filepath.Base(j.path)+".compact-*")
+	}
 	records, stored := 1, j.store.stored.all
 	if err == nil {
 		w := bufio.NewWriterSize(f, 1<<20)
 		enc := json.NewEncoder(w)
-		err = enc.Encode(record{Op: "lastId", ID: j.lastID})
+		err = cmp.Or(f.Chmod(info.Mode().Perm()), enc.Encode(record{Op: "lastId", ID: j.lastID}))
 		for i := range j.store.pours {
 			op := "deleted"
 			if len(stored) > 0 && stored[0] == int32(i) {

@@ -178,6 +178,9 @@ func TestCompactionWhileServing(t *testing.T) {
 	t.Parallel()
 	data := filepath.Join(t.TempDir(), "beers.jsonl")
 	ts := startServer(t, "DATA_FILE="+data)
+	if err := os.Chmod(data, 0o640); err != nil { // an operator's choice, which compaction keeps
+		t.Fatal(err)
+	}
 	sub := ts.subscribe(t, "")
 	const pours, kept = 700, 40
 	var wg sync.WaitGroup
@@ -202,6 +205,11 @@ func TestCompactionWhileServing(t *testing.T) {
 		}
 	}
 	waitFor(t, 10*time.Second, "the compaction", func() bool { return strings.Contains(ts.logs.String(), "compacted the journal") })
+	if info, err := os.Stat(data); err != nil {
+		t.Fatal(err)
+	} else if info.Mode().Perm() != 0o640 {
+		t.Errorf("the compacted journal's mode is %v; want the journal's own, -rw-r-----", info.Mode())
+	}
 	last := ts.pour(t, 1, 500) // the journal kept taking changes
 	want := ts.everything(t)
 	for range pours + pours - kept {

@@ -96,6 +96,7 @@ func TestTapSubscriptionsWithTokens(t *testing.T) {
 		{"?tapId=1", admin, http.StatusForbidden},
 		{"?tapId=x", tap1, http.StatusBadRequest},
 		{"?tapId=0", tap1, http.StatusBadRequest},
+		{"?tapId=", tap1, http.StatusBadRequest},
 		{"?own=2", tap1, http.StatusBadRequest},
 		{"?tapId=1&own=1", tap1, http.StatusSwitchingProtocols},
 	} {
