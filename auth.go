@@ -120,6 +120,15 @@ func (a *auth) logMode(log *slog.Logger, tls bool) {
 	}
 }
 
+// bearer is the token in r's header Authorization: Bearer <token>, or "".
+func bearer(r *http.Request) string {
+	scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
 // caller returns who sent r: a bearer token in the Authorization header
 // or, for a WebSocket (browsers cannot set headers on one), the
 // subprotocol token.<token> or the token query parameter. It is a 401 when
@@ -128,10 +137,7 @@ func (a *auth) caller(w http.ResponseWriter, r *http.Request, ws bool) (caller, 
 	if len(a.tokens) == 0 {
 		return caller{admin: true}, nil
 	}
-	scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		token = ""
-	}
+	token := bearer(r)
 	for p := range strings.SplitSeq(strings.Join(r.Header.Values("Sec-WebSocket-Protocol"), ","), ",") {
 		if t, ok := strings.CutPrefix(strings.TrimSpace(p), "token."); ok && ws && token == "" {
 			token = t

@@ -52,8 +52,7 @@ func (c requestCounts) count(pattern string, status int, d time.Duration) {
 // with token set, only to a bearer of it.
 func handleMetrics(s *store, j *journal, h *hub, requests requestCounts, token string) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		scheme, got, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-		if token != "" && (!strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) != 1) {
+		if token != "" && subtle.ConstantTimeCompare([]byte(bearer(r)), []byte(token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="altair metrics"`)
 			return errorf(http.StatusUnauthorized, "the metrics need METRICS_TOKEN: send Authorization: Bearer <METRICS_TOKEN>")
 		}

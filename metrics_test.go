@@ -125,6 +125,7 @@ func TestMetricsToken(t *testing.T) {
 		}
 	}
 	ts.metrics(t, "Authorization", "Bearer metrics-secret")
+	ts.metrics(t, "Authorization", "bearer metrics-secret") // the scheme in any case, as for every route
 	if strings.Contains(ts.logs.String(), "metrics-secret") || strings.Contains(ts.logs.String(), "admin-secret") {
 		t.Errorf("a token is in the logs:\n%s", ts.logs)
 	}
