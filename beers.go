@@ -82,8 +82,7 @@ func parsePour(body []byte) (pour, error) {
 	if err != nil {
 		return pour{}, err
 	}
-	var numbers [2]string // tapId and volume
-	for i, f := range [][2]string{{"tapId", "the id of the tap, a whole number from 1"}, {"volume", "the millilitres poured, from 100 to 1000"}} {
+	for _, f := range [][2]string{{"tapId", "the id of the tap, a whole number from 1"}, {"volume", "the millilitres poured, from 100 to 1000"}} {
 		raw, ok := fields[f[0]]
 		switch {
 		case !ok:
@@ -91,9 +90,8 @@ func parsePour(body []byte) (pour, error) {
 		case kindOf(raw) != "a number":
 			return pour{}, errorf(http.StatusBadRequest, "%s must be a number (%s), not %s", f[0], f[1], kindOf(raw))
 		}
-		numbers[i] = string(raw)
 	}
-	tap, vol := numbers[0], numbers[1]
+	tap, vol := string(fields["tapId"]), string(fields["volume"])
 	var p pour
 	raw, pourID := fields["pourId"]
 	if pourID = pourID && string(raw) != "null"; pourID && json.Unmarshal(raw, &p.PourID) != nil {
@@ -350,10 +348,7 @@ func parseQuery(q url.Values) (f filter, page, size int, err error) {
 			}
 		case "from", "to":
 			t, perr := time.Parse(time.RFC3339, v)
-			bound := stamp(t.UnixMilli())
-			if t.Nanosecond()%1e6 != 0 { // pours are stamped to the millisecond: a bound between two is the later
-				bound++
-			}
+			bound := stamp(t.Add(time.Millisecond - 1).UnixMilli()) // pours are stamped to the millisecond: a bound between two is the later
 			if perr != nil {
 				err = errorf(http.StatusBadRequest, "%s=%q is not a time: send RFC 3339, such as 2026-11-28T18:00:00Z or 2026-11-28T18:00:00+01:00", name, v)
 			} else if name == "from" {
@@ -383,5 +378,10 @@ func intParam(name, value string, most int) (int, error) {
 
 // handleReport answers the report of the pours stored now.
 func handleReport(s *store) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.report()) }
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.RLock()
+		rep := s.report()
+		s.mu.RUnlock()
+		writeJSON(w, http.StatusOK, rep)
+	}
 }

@@ -195,7 +195,7 @@ func (h *hub) sendReports(ctx context.Context) {
 		select {
 		case <-t.C:
 			h.store.mu.RLock()
-			r := h.store.reportLocked()
+			r := h.store.report()
 			h.publish(event{Event: "report", Report: &r})
 			h.store.mu.RUnlock()
 		case <-ctx.Done():
@@ -209,7 +209,7 @@ func (h *hub) join(s *subscriber) {
 	h.conns.Add(1)
 	h.subscribers[min(s.tap, 1)].Add(1)
 	h.store.mu.RLock()
-	r := h.store.reportLocked()
+	r := h.store.report()
 	s.push(frame(event{Event: "report", Report: &r}))
 	select {
 	case h.stream <- message{join: s}:

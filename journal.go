@@ -63,7 +63,6 @@ type journal struct {
 	// The writer's.
 	file      *os.File            // the journal, open for appending
 	lock      *os.File            // locked while the journal is open, to keep other servers out
-	size      int64               // bytes in file
 	records   int                 // lines in file
 	lastID    int64               // the highest pour id ever issued
 	lastAt    stamp               // the latest time a pour was stored at
@@ -250,8 +249,7 @@ func (j *journal) write(lines []byte) error {
 	if len(lines) == 0 {
 		return nil
 	}
-	n, err := j.file.Write(lines)
-	j.size += int64(n)
+	_, err := j.file.Write(lines)
 	if start := time.Now(); err == nil {
 		err = j.file.Sync()
 		j.fsyncs.observe(time.Since(start))
@@ -327,6 +325,7 @@ func (j *journal) replay() error {
 		pours, deleted = make([]pour, 0, info.Size()/100), make([]bool, 0, info.Size()/100)
 	}
 	defer func() { j.store.load(pours, deleted) }()
+	var size int64 // bytes read before the line being applied
 	for line, eof := 1, false; !eof; {
 		var lines [][]byte
 		for len(lines) < 4096 && !eof {
@@ -356,7 +355,7 @@ func (j *journal) replay() error {
 				pours, deleted, err = j.replayRecord(recs[i], pours, deleted)
 			}
 			if err != nil && last { // torn by a crash before it was acknowledged
-				if err := cmp.Or(j.file.Truncate(j.size), j.file.Sync()); err != nil {
+				if err := cmp.Or(j.file.Truncate(size), j.file.Sync()); err != nil {
 					return fmt.Errorf("cut the torn last line %d of %s: %w", line, j.path, err)
 				}
 				j.log.Warn("cut off the journal's last line, torn by a crash before it was acknowledged",
@@ -365,10 +364,9 @@ func (j *journal) replay() error {
 			} else if err != nil {
 				return fmt.Errorf("journal %s line %d is corrupt (%w); it is not the last line, so no crash tore it: repair or move the file, then start again", j.path, line, err)
 			}
-			j.size, j.records, line = j.size+int64(len(data)), j.records+1, line+1
+			size, j.records, line = size+int64(len(data)), j.records+1, line+1
 			if last && data[len(data)-1] != '\n' { // a last line whose newline a crash lost
 				_, err := j.file.WriteString("\n")
-				j.size++
 				return cmp.Or(err, j.file.Sync())
 			}
 		}
@@ -463,12 +461,12 @@ func (j *journal) compact() {
 	if err == nil {
 		j.file.Close()
 		j.file, j.records = f, records
-		j.size, _ = f.Seek(0, io.SeekCurrent)
+		size, _ := f.Seek(0, io.SeekCurrent)
 		if err = syncDir(j.path); err != nil {
 			j.fail(err) // the rename may not survive a crash, and the old journal lacks what comes next
 			return
 		}
-		j.log.Info("compacted the journal", "file", j.path, "records", j.records, "bytes", j.size, "duration", time.Since(start))
+		j.log.Info("compacted the journal", "file", j.path, "records", j.records, "bytes", size, "duration", time.Since(start))
 		return
 	}
 	j.log.Error("journal compaction failed; the journal is unchanged", "file", j.path, "err", err)

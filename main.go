@@ -154,14 +154,14 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	defer stopHub()
 	go h.run(hubCtx)
 	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.dataFile, "pours", len(s.stored.all))
-	serveErr := make(chan error, 1)
+	serve := srv.Serve
 	if cfg.tlsCert != "" {
 		certs := &certFiles{cert: cfg.tlsCert, key: cfg.tlsKey}
 		srv.TLSConfig = &tls.Config{GetCertificate: certs.get}
-		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
-	} else {
-		go func() { serveErr <- srv.Serve(ln) }()
+		serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
 	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- serve(ln) }()
 	select {
 	case err := <-serveErr:
 		return err
@@ -281,24 +281,25 @@ type stats struct {
 
 func handleStats(s *store, h *hub) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		var u syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &u)
+		st := processStats()
 		s.mu.RLock()
-		pours := len(s.stored.all)
+		st.Pours, st.Subscribers = len(s.stored.all), h.connected()
 		s.mu.RUnlock()
-		writeJSON(w, http.StatusOK, stats{Goroutines: runtime.NumGoroutine(), Subscribers: h.connected(),
-			Pours: pours, HeapBytes: m.HeapAlloc, StackBytes: m.StackInuse, RSSBytes: residentBytes(),
-			CPUMicros: u.Utime.Nano()/1000 + u.Stime.Nano()/1000})
+		writeJSON(w, http.StatusOK, st)
 	}
 }
 
-// residentBytes is the process's resident memory, or 0 where unknown.
-func residentBytes() int64 {
-	var size, pages int64
+// processStats is what the stats tell of the process: its goroutines,
+// memory and CPU time. /metrics reports them too.
+func processStats() stats {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	var u syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &u)
+	var size, pages int64 // resident memory in pages; 0 where unknown
 	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
 		fmt.Sscan(string(b), &size, &pages)
 	}
-	return pages * int64(os.Getpagesize())
+	return stats{Goroutines: runtime.NumGoroutine(), HeapBytes: m.HeapAlloc, StackBytes: m.StackInuse,
+		RSSBytes: pages * int64(os.Getpagesize()), CPUMicros: u.Utime.Nano()/1000 + u.Stime.Nano()/1000}
 }

@@ -8,11 +8,9 @@ import (
 	"maps"
 	"math"
 	"net/http"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -104,14 +102,11 @@ func handleMetrics(s *store, j *journal, h *hub, requests requestCounts, token s
 		metric("altair_subscribers_dropped_total", "counter", "Subscribers the server closed, by reason.")
 		fmt.Fprintf(out, "altair_subscribers_dropped_total{reason=\"slow\"} %d\naltair_subscribers_dropped_total{reason=\"dead\"} %d\n", h.slow.Load(), h.dead.Load())
 		single("altair_events_sent_total", "counter", "Events queued for subscribers, one a subscriber an event.", h.sent.Load())
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		var u syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &u)
-		single("go_goroutines", "gauge", "Goroutines that exist now.", runtime.NumGoroutine())
-		single("go_memstats_heap_alloc_bytes", "gauge", "Bytes of the heap in use, garbage not yet collected too.", m.HeapAlloc)
-		single("process_resident_memory_bytes", "gauge", "Resident memory of the process.", residentBytes())
-		single("process_cpu_seconds_total", "counter", "User and system CPU time the process has used.", float64(u.Utime.Nano()+u.Stime.Nano())/1e9)
+		st := processStats()
+		single("go_goroutines", "gauge", "Goroutines that exist now.", st.Goroutines)
+		single("go_memstats_heap_alloc_bytes", "gauge", "Bytes of the heap in use, garbage not yet collected too.", st.HeapBytes)
+		single("process_resident_memory_bytes", "gauge", "Resident memory of the process.", st.RSSBytes)
+		single("process_cpu_seconds_total", "counter", "User and system CPU time the process has used.", float64(st.CPUMicros)/1e6)
 		single("process_start_time_seconds", "gauge", "When the process started, in Unix seconds.", float64(h.taps.start)/1000)
 		return nil
 	}

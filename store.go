@@ -20,15 +20,14 @@ type store struct {
 	// mu guards the fields below. It also orders every subscriber's
 	// stream: the journal publishes the events of the changes it applies
 	// while it holds mu, and reports are taken under mu.
-	mu          sync.RWMutex
-	pours       []pour              // every pour since start-up, deleted ones too
-	stored      index               // the pours stored now
-	taps        map[int64]*tapPours // every tap with a stored pour, by id
-	microlitres int64               // the stored pours' volume, kept exact
-	graves      int                 // deleted pours that had a pourId, which compaction keeps
-	pourIDs     pourIndex           // every pour that came with a pourId, deleted or not
-	counted     map[int64]*counts   // what each tap has poured since start-up, for /metrics
-	deletes     int64               // deletes since start-up
+	mu      sync.RWMutex
+	pours   []pour           // every pour since start-up, deleted ones too
+	stored  index            // the pours stored now
+	taps    map[int64]*index // every tap's stored pours, for the taps with one, by id
+	graves  int              // deleted pours that had a pourId, which compaction keeps
+	pourIDs pourIndex        // every pour that came with a pourId, deleted or not
+	counted map[int64]counts // what each tap has poured since start-up, for /metrics
+	deletes int64            // deletes since start-up
 }
 
 // counts is what a tap has poured: pours by glass, and their volume.
@@ -40,14 +39,9 @@ type counts struct {
 // An index lists positions in store.pours in ascending order: all of
 // them, and by glass, so that any page of any filter is a slice of one.
 type index struct {
-	all     []int32
-	byGlass [glassCount][]int32
-}
-
-// tapPours is what the store knows of one tap.
-type tapPours struct {
-	index             // the tap's stored pours
-	microlitres int64 // their volume
+	all         []int32
+	byGlass     [glassCount][]int32
+	microlitres int64 // the volume of the pours in all, kept exact
 }
 
 // A filter selects pours; its zero value selects every pour.
@@ -59,7 +53,7 @@ type filter struct {
 }
 
 func newStore() *store {
-	return &store{taps: make(map[int64]*tapPours), counted: make(map[int64]*counts), pourIDs: pourIndex{seed: maphash.MakeSeed(), slots: make([]int32, 1024)}}
+	return &store{taps: make(map[int64]*index), counted: make(map[int64]counts), pourIDs: pourIndex{seed: maphash.MakeSeed(), slots: make([]int32, 1024)}}
 }
 
 // get returns the stored pour with the given id.
@@ -106,7 +100,7 @@ func (s *store) copyOut(list []int32, limit int) []pour {
 func (s *store) matching(f filter) []int32 {
 	x := &s.stored
 	if f.tap != 0 {
-		x = &cmp.Or(s.taps[f.tap], &tapPours{}).index // none stored: an empty index
+		x = cmp.Or(s.taps[f.tap], &index{}) // none stored: an empty index
 	}
 	list := x.all
 	if f.glass != nil {
@@ -139,10 +133,7 @@ func (s *store) find(id int64) (int32, bool) {
 // byPourID returns the pour, stored or deleted, that tap sent under
 // pourID. The caller holds mu or is the journal's writer.
 func (s *store) byPourID(tap int64, pourID string) (pour, bool) {
-	if i, ok := s.pourIDs.find(s.pours, pourKey{tap, pourID}); ok {
-		return s.pours[i], true
-	}
-	return pour{}, false
+	return s.pourIDs.find(s.pours, pourKey{tap, pourID})
 }
 
 // add stores p, whose id is higher than any before. The caller holds mu.
@@ -150,12 +141,9 @@ func (s *store) add(p pour) {
 	s.pours = append(s.pours, p)
 	s.index(int32(len(s.pours)-1), true)
 	c := s.counted[p.Tap]
-	if c == nil {
-		c = new(counts)
-		s.counted[p.Tap] = c
-	}
 	c.pours[p.Glass]++
 	c.microlitres += microlitres(p.Volume)
+	s.counted[p.Tap] = c
 }
 
 // index puts the pour at position i in the pourId index and, if stored, the others.
@@ -170,15 +158,14 @@ func (s *store) index(i int32, stored bool) {
 	}
 	t := s.taps[p.Tap]
 	if t == nil {
-		t = &tapPours{}
+		t = &index{}
 		s.taps[p.Tap] = t
 	}
-	for _, x := range []*index{&s.stored, &t.index} {
+	for _, x := range []*index{&s.stored, t} {
 		x.all = append(x.all, i)
 		x.byGlass[p.Glass] = append(x.byGlass[p.Glass], i)
+		x.microlitres += microlitres(p.Volume)
 	}
-	t.microlitres += microlitres(p.Volume)
-	s.microlitres += microlitres(p.Volume)
 }
 
 // remove deletes the stored pour with the given id. The caller holds mu.
@@ -186,17 +173,16 @@ func (s *store) remove(id int64) {
 	i, _ := s.find(id)
 	p := s.pours[i]
 	t := s.taps[p.Tap]
-	for _, x := range []*index{&s.stored, &t.index} {
+	for _, x := range []*index{&s.stored, t} {
 		k, _ := slices.BinarySearch(x.all, i)
 		x.all = slices.Delete(x.all, k, k+1)
 		k, _ = slices.BinarySearch(x.byGlass[p.Glass], i)
 		x.byGlass[p.Glass] = slices.Delete(x.byGlass[p.Glass], k, k+1)
+		x.microlitres -= microlitres(p.Volume)
 	}
 	if len(t.all) == 0 {
 		delete(s.taps, p.Tap)
 	}
-	t.microlitres -= microlitres(p.Volume)
-	s.microlitres -= microlitres(p.Volume)
 	s.graves += min(len(p.PourID), 1)
 	s.deletes++
 }
@@ -233,14 +219,14 @@ type pourIndex struct {
 	n     int     // slots in use
 }
 
-// find returns the position of the pour named key.
-func (x *pourIndex) find(pours []pour, key pourKey) (int32, bool) {
+// find returns the pour named key.
+func (x *pourIndex) find(pours []pour, key pourKey) (pour, bool) {
 	for h := x.home(key); x.slots[h] != 0; h = (h + 1) % len(x.slots) {
-		if i := x.slots[h] - 1; pours[i].Tap == key.tap && pours[i].PourID == key.pourID {
-			return i, true
+		if p := &pours[x.slots[h]-1]; p.Tap == key.tap && p.PourID == key.pourID {
+			return *p, true
 		}
 	}
-	return 0, false
+	return pour{}, false
 }
 
 // add indexes the pour at position i, whose pourId is new for its tap.
@@ -281,16 +267,9 @@ type tapReport struct {
 	Share  float64 `json:"share"` // percent of all stored pours, to two decimals
 }
 
-// report returns the metrics of the pours stored now.
+// report returns the metrics of the pours stored now. The caller holds mu.
 func (s *store) report() report {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.reportLocked()
-}
-
-// reportLocked is report for a caller that holds mu.
-func (s *store) reportLocked() report {
-	r := report{Total: len(s.stored.all), Volume: float64(s.microlitres) / 1000,
+	r := report{Total: len(s.stored.all), Volume: float64(s.stored.microlitres) / 1000,
 		Taps: make(map[int64]tapReport), Types: make(map[glass]int, glassCount)}
 	for g := range glassCount {
 		r.Types[g] = len(s.stored.byGlass[g])
