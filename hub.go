@@ -80,8 +80,8 @@ type message struct {
 	join, leave *subscriber
 }
 
-func newHub(s *store, interval, ping time.Duration, log *slog.Logger) *hub {
-	return &hub{store: s, interval: interval, ping: ping, log: log, taps: newPresence(),
+func newHub(s *store, interval, ping time.Duration, log *slog.Logger, now func() time.Time) *hub {
+	return &hub{store: s, interval: interval, ping: ping, log: log, taps: newPresence(now),
 		stream: make(chan message, maxBatch), done: make(chan struct{})}
 }
 

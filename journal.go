@@ -48,10 +48,11 @@ type record struct {
 // and only then applies them to the store, publishes their events and
 // answers them: nothing is acknowledged or broadcast before it is on disk.
 type journal struct {
-	path    string       // the journal file, or "" to keep nothing on disk
-	store   *store       // where committed changes are applied
-	publish func(event)  // the hub's; called under the store's lock
-	log     *slog.Logger //
+	path    string           // the journal file, or "" to keep nothing on disk
+	store   *store           // where committed changes are applied
+	publish func(event)      // the hub's; called under the store's lock
+	log     *slog.Logger     //
+	now     func() time.Time // the clock that stamps pours
 
 	changes chan *change          // changes waiting for the writer; closed by close
 	done    chan struct{}         // closed once the writer has stopped
@@ -89,8 +90,8 @@ var (
 // openJournal replays the journal at path (none for memoryOnly) into s and
 // starts the writer; close stops it. A second server on the same path is
 // refused, through a lock on path.lock.
-func openJournal(path string, s *store, publish func(event), log *slog.Logger) (*journal, error) {
-	j := &journal{store: s, publish: publish, log: log, compactAt: compactMin,
+func openJournal(path string, s *store, publish func(event), log *slog.Logger, now func() time.Time) (*journal, error) {
+	j := &journal{store: s, publish: publish, log: log, now: now, compactAt: compactMin,
 		changes: make(chan *change, maxBatch), done: make(chan struct{}),
 		batchIDs: make(map[pourKey]*change), deleting: make(map[int64]bool)}
 	if path != memoryOnly {
@@ -230,7 +231,7 @@ func (j *journal) decide(c *change, lines []byte) []byte {
 		j.batchIDs[key] = c
 	}
 	j.lastID++
-	j.lastAt = max(j.lastAt, stamp(time.Now().UnixMilli())) // in time order, whatever the clock does
+	j.lastAt = max(j.lastAt, stamp(j.now().UnixMilli())) // in time order, whatever the clock does
 	c.pour.ID, c.pour.At, c.status = j.lastID, j.lastAt, http.StatusCreated
 	return j.appendRecord(lines, record{Op: "pour", Pour: &c.pour})
 }

@@ -63,22 +63,23 @@ const shutdownWait = 10 * time.Second
 
 // config is the server's settings, read from the environment.
 type config struct {
-	host           string        // HOST: the interface to listen on; all by default
-	port           int           // PORT: 8338 by default
-	dataFile       string        // DATA_FILE: beers.jsonl by default; :memory: keeps nothing
-	reportInterval time.Duration // REPORT_INTERVAL: 10s by default; 0 sends no periodic report
-	pingInterval   time.Duration // PING_INTERVAL: 30s by default
-	logFormat      string        // LOG_FORMAT: text (default) or json
-	allowedOrigins []string      // ALLOWED_ORIGINS: other web origins that may subscribe and write
-	tlsCert        string        // TLS_CERT_FILE: with TLS_KEY_FILE, serve HTTPS and WSS only; none by default
-	tlsKey         string        // TLS_KEY_FILE
-	metricsToken   string        // METRICS_TOKEN: the bearer token /metrics needs; public by default
-	auth           *auth         // ADMIN_TOKEN, TAP_TOKENS, TAP_TOKENS_FILE: off by default
+	host           string           // HOST: the interface to listen on; all by default
+	port           int              // PORT: 8338 by default
+	dataFile       string           // DATA_FILE: beers.jsonl by default; :memory: keeps nothing
+	reportInterval time.Duration    // REPORT_INTERVAL: 10s by default; 0 sends no periodic report
+	pingInterval   time.Duration    // PING_INTERVAL: 30s by default
+	logFormat      string           // LOG_FORMAT: text (default) or json
+	allowedOrigins []string         // ALLOWED_ORIGINS: other web origins that may subscribe and write
+	tlsCert        string           // TLS_CERT_FILE: with TLS_KEY_FILE, serve HTTPS and WSS only; none by default
+	tlsKey         string           // TLS_KEY_FILE
+	metricsToken   string           // METRICS_TOKEN: the bearer token /metrics needs; public by default
+	auth           *auth            // ADMIN_TOKEN, TAP_TOKENS, TAP_TOKENS_FILE: off by default
+	now            func() time.Time // the clock that stamps pours: time.Now, or a test's
 }
 
 // loadConfig reads the settings; the error names every bad one.
 func loadConfig(getenv func(string) string) (config, error) {
-	cfg := config{host: getenv("HOST"), dataFile: cmp.Or(getenv("DATA_FILE"), "beers.jsonl"), metricsToken: getenv("METRICS_TOKEN"),
+	cfg := config{now: time.Now, host: getenv("HOST"), dataFile: cmp.Or(getenv("DATA_FILE"), "beers.jsonl"), metricsToken: getenv("METRICS_TOKEN"),
 		logFormat: cmp.Or(getenv("LOG_FORMAT"), "text")}
 	var errs []error
 	bad := func(name, use string) { errs = append(errs, fmt.Errorf("%s=%q: use %s", name, getenv(name), use)) }
@@ -123,21 +124,27 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return cfg, errors.Join(errs...)
 }
 
-// run is the whole server: it serves until ctx ends, then shuts down
-// gracefully. Tests run it in-process with their own getenv.
+// run is the whole server: it reads the settings, serves until ctx ends,
+// then shuts down gracefully. Tests run it in-process with their own getenv.
 func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
+	return serve(ctx, cfg, stderr)
+}
+
+// serve is the server with its settings read: tests that need a clock of
+// their own set cfg.now.
+func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	if cfg.logFormat == "json" {
 		log = slog.New(slog.NewJSONHandler(stderr, nil))
 	}
 	cfg.auth.logMode(log, cfg.tlsCert != "")
 	s := newStore()
-	h := newHub(s, cfg.reportInterval, cfg.pingInterval, log)
-	j, err := openJournal(cfg.dataFile, s, h.publish, log)
+	h := newHub(s, cfg.reportInterval, cfg.pingInterval, log, cfg.now)
+	j, err := openJournal(cfg.dataFile, s, h.publish, log, cfg.now)
 	if err != nil {
 		return err
 	}

@@ -54,8 +54,8 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 	doc := readOpenAPI(t)
 	log := slog.New(slog.DiscardHandler)
 	s := newStore()
-	h := newHub(s, 0, time.Second, log)
-	j, _ := openJournal(memoryOnly, s, h.publish, log)
+	h := newHub(s, 0, time.Second, log, time.Now)
+	j, _ := openJournal(memoryOnly, s, h.publish, log, time.Now)
 	defer j.close()
 	cfg, _ := loadConfig(func(string) string { return "" })
 	var served, documented []string

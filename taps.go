@@ -20,13 +20,14 @@ type tapStatus struct {
 // reads it.
 type presence struct {
 	mu    sync.Mutex
+	now   func() time.Time     // the clock
 	start stamp                // when the server started
 	taps  map[int64]*tapStatus // every tap that has been subscribed since
 	conns map[int64]int        // subscribers of each tap connected now
 }
 
-func newPresence() *presence {
-	return &presence{start: stamp(time.Now().UnixMilli()), taps: make(map[int64]*tapStatus), conns: make(map[int64]int)}
+func newPresence(now func() time.Time) *presence {
+	return &presence{now: now, start: stamp(now().UnixMilli()), taps: make(map[int64]*tapStatus), conns: make(map[int64]int)}
 }
 
 // change counts one subscriber of tap in (by 1) or out (by -1), and
@@ -36,7 +37,7 @@ func (p *presence) change(tap int64, by int) (tapStatus, bool) {
 	defer p.mu.Unlock()
 	p.conns[tap] += by
 	if online := p.conns[tap] > 0; p.taps[tap] == nil || p.taps[tap].Online != online {
-		p.taps[tap] = &tapStatus{TapID: tap, Online: online, Since: stamp(time.Now().UnixMilli())}
+		p.taps[tap] = &tapStatus{TapID: tap, Online: online, Since: stamp(p.now().UnixMilli())}
 		return *p.taps[tap], true
 	}
 	return tapStatus{}, false
