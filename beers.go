@@ -1,13 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"cmp"
 	"encoding/csv"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"math"
@@ -55,159 +50,85 @@ func (g *glass) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// What a POST may send.
-const (
-	examplePour = `{"tapId":1,"volume":500}` // for error messages
-	maxBody     = 64 << 10                   // the largest body taken; a pour needs a few dozen bytes
-	maxPourID   = 64                         // the longest pourId taken
-)
+// maxPourID is the longest pourId taken.
+const maxPourID = 64
 
-// readPour reads and checks the body of a POST: 400 when it is not one
-// JSON object of a pour's fields with the right JSON types, 413 when it is
-// too large, 422 when a value is out of range.
-func readPour(w http.ResponseWriter, r *http.Request) (pour, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if _, tooBig := err.(*http.MaxBytesError); tooBig {
-		return pour{}, errorf(http.StatusRequestEntityTooLarge,
-			"the body is over %d KiB: send one pour as a small JSON object like %s", maxBody>>10, examplePour)
-	} else if err != nil {
-		return pour{}, errorf(http.StatusBadRequest, "could not read the body: %v", err)
-	}
-	return parsePour(body)
-}
+// pourShape is what a POST /api/beers sends.
+var pourShape = shape{noun: "pour", example: `{"tapId":1,"volume":500}`, names: []string{"tapId", "volume", "pourId"}}
 
-// parsePour checks a POST body as readPour says; a 422 names every problem.
+// parsePour reads a pour from a POST body: 400 when it is not one JSON
+// object of a pour's fields with the right JSON types, 422 naming every
+// value out of range.
 func parsePour(body []byte) (pour, error) {
-	fields, err := objectFields(body, "tapId", "volume", "pourId")
+	f, err := pourShape.parse(body)
 	if err != nil {
 		return pour{}, err
 	}
-	for _, f := range [][2]string{{"tapId", "the id of the tap, a whole number from 1"}, {"volume", "the millilitres poured, from 100 to 1000"}} {
-		raw, ok := fields[f[0]]
-		switch {
-		case !ok:
-			return pour{}, errorf(http.StatusBadRequest, "missing field %q: %s", f[0], f[1])
-		case kindOf(raw) != "a number":
-			return pour{}, errorf(http.StatusBadRequest, "%s must be a number (%s), not %s", f[0], f[1], kindOf(raw))
-		}
-	}
-	tap, vol := string(fields["tapId"]), string(fields["volume"])
-	var p pour
-	raw, pourID := fields["pourId"]
-	if pourID = pourID && string(raw) != "null"; pourID && json.Unmarshal(raw, &p.PourID) != nil {
-		return pour{}, errorf(http.StatusBadRequest,
-			"pourId must be a string of 1 to %d letters, digits or -_.: characters, not %s", maxPourID, kindOf(raw))
-	}
-	var problems []string
-	p.Tap, err = strconv.ParseInt(tap, 10, 64)
-	switch {
-	case errors.Is(err, strconv.ErrRange):
-		problems = append(problems, fmt.Sprintf("tapId %s is out of range: tap ids run from 1 to %d", tap, int64(math.MaxInt64)))
-	case err != nil:
-		return pour{}, errorf(http.StatusBadRequest, "tapId must be a whole number from 1, not %s", tap)
-	case p.Tap < 1:
-		problems = append(problems, fmt.Sprintf("tapId %d is not a tap: tap ids start at 1", p.Tap))
-	}
-	p.Volume, _ = strconv.ParseFloat(vol, 64) // a JSON number; out of range is ±Inf
+	tap, _ := f.get("tapId", "a number", "the id of the tap, a whole number from 1", true)
+	vol, _ := f.get("volume", "a number", "the millilitres poured, from 100 to 1000", true)
+	pourID, hasPourID := f.text("pourId", fmt.Sprintf("1 to %d letters, digits or -_.: characters", maxPourID))
+	p := pour{Tap: f.tapID(tap), PourID: pourID}
+	p.Volume, _ = strconv.ParseFloat(string(vol), 64) // a JSON number; out of range is ±Inf
 	var ok bool
 	if p.Glass, ok = classify(p.Volume); !ok {
-		problems = append(problems, fmt.Sprintf("volume %s ml has no glass type: a glass holds %d to %d ml", vol, minVolume, maxVolume))
+		f.problem("volume %s ml has no glass type: a glass holds %d to %d ml", vol, minVolume, maxVolume)
 	}
-	if pourID && !validPourID(p.PourID) {
-		problems = append(problems, fmt.Sprintf("pourId %q is not valid: use 1 to %d letters, digits or -_.: characters", p.PourID, maxPourID))
+	if hasPourID && !validPourID(pourID) {
+		f.problem("pourId %q is not valid: use 1 to %d letters, digits or -_.: characters", pourID, maxPourID)
 	}
-	if len(problems) > 0 {
-		return pour{}, errorf(http.StatusUnprocessableEntity, "%s", strings.Join(problems, "; "))
-	}
-	return p, nil
+	return p, f.check()
 }
 
 // validPourID reports whether s is 1 to maxPourID letters, digits or -_.: characters.
 func validPourID(s string) bool {
-	return len(s) >= 1 && len(s) <= maxPourID && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") == ""
-}
-
-// objectFields returns the raw values of body's fields. The body must be
-// exactly one JSON object whose fields are among names, matched exactly
-// (a struct would match them in any case), each at most once.
-func objectFields(body []byte, names ...string) (map[string]json.RawMessage, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return nil, notAnObject(body)
-	}
-	for _, name := range slices.Sorted(maps.Keys(fields)) {
-		if !slices.Contains(names, name) {
-			return nil, errorf(http.StatusBadRequest, "unknown field %q: a pour has only the fields %s", name, strings.Join(names, ", "))
-		}
-	}
-	var seen struct { // each field's count, as a map keeps only the last of two
-		TapID  counted `json:"tapId"`
-		Volume counted `json:"volume"`
-		PourID counted `json:"pourId"`
-	}
-	json.Unmarshal(body, &seen)
-	counts := map[string]counted{"tapId": seen.TapID, "volume": seen.Volume, "pourId": seen.PourID}
-	for _, name := range names {
-		if counts[name] > 1 {
-			return nil, errorf(http.StatusBadRequest, "field %q appears twice: send it once", name)
-		}
-	}
-	return fields, nil
-}
-
-// counted counts how often a field is decoded.
-type counted int
-
-func (c *counted) UnmarshalJSON([]byte) error { *c++; return nil }
-
-// notAnObject says why body is not one JSON object.
-func notAnObject(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var v json.RawMessage
-	switch err := dec.Decode(&v); {
-	case err == io.EOF:
-		return errorf(http.StatusBadRequest, "the body is empty: send a JSON object like %s", examplePour)
-	case err == io.ErrUnexpectedEOF:
-		return errorf(http.StatusBadRequest, "the JSON body ends too soon: send a whole object like %s", examplePour)
-	case err != nil:
-		return errorf(http.StatusBadRequest, "the body is not valid JSON (%v): send an object like %s", err, examplePour)
-	case v[0] != '{':
-		return errorf(http.StatusBadRequest, "the body must be a JSON object like %s, not %s", examplePour, kindOf(v))
-	}
-	return errorf(http.StatusBadRequest, "there is more after the JSON object: send one object like %s", examplePour)
-}
-
-// kindOf names the JSON type of a valid raw value, for error messages.
-func kindOf(raw []byte) string {
-	kinds := map[byte]string{'"': "a string", '{': "an object", '[': "an array", 't': "a boolean", 'f': "a boolean", 'n': "null"}
-	return cmp.Or(kinds[raw[0]], "a number")
+	return len(s) >= 1 && len(s) <= maxPourID &&
+		strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") == ""
 }
 
 // handleCreate stores a pour: 201, or 200 for a repeated pourId.
 func handleCreate(j *journal, a *auth) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		who, err := a.caller(w, r, false)
-		p, status := pour{}, 0
-		if err == nil {
-			p, err = readPour(w, r)
-		}
-		if err == nil {
-			err = who.mayPour(p.Tap)
-		}
-		if err == nil {
-			p, status, err = j.pour(p)
-		}
 		if err != nil {
 			return err
 		}
-		if status == http.StatusCreated {
-			w.Header().Set("Location", "/api/beers/"+strconv.FormatInt(p.ID, 10))
+		body, err := readBody(w, r, pourShape)
+		if err != nil {
+			return err
 		}
-		annotate(w, slog.Int64("id", p.ID), slog.Int64("tap", p.Tap), slog.String("glass", p.Glass.String()), slog.Float64("volume", p.Volume))
+		p, err := parsePour(body)
+		if err != nil {
+			return err
+		}
+		if err := who.mayPour(p.Tap); err != nil {
+			return err
+		}
+		c := j.pour(p)
+		status := http.StatusOK
+		switch c.outcome {
+		case refused:
+			return unavailable(c)
+		case conflict:
+			return errorf(http.StatusConflict,
+				"tap %d already stored pourId %q as pour %d of %s ml, not %s ml: give a new pour a new pourId",
+				p.Tap, p.PourID, c.pour.ID, formatML(c.pour.Volume), formatML(p.Volume))
+		case stored:
+			status = http.StatusCreated
+			w.Header().Set("Location", "/api/beers/"+strconv.FormatInt(c.pour.ID, 10))
+		}
+		p = c.pour
+		annotate(w, slog.Int64("id", p.ID), slog.Int64("tap", p.Tap), slog.String("glass", p.Glass.String()),
+			slog.Float64("volume", p.Volume))
 		writeJSON(w, status, map[string]pour{"beer": p})
 		return nil
 	}
 }
+
+// formatML writes a volume in millilitres as the client sent it.
+func formatML(ml float64) string { return strconv.FormatFloat(ml, 'f', -1, 64) }
+
+// unavailable is the answer to a change the journal refused.
+func unavailable(c *change) error { return errorf(http.StatusServiceUnavailable, "%v", c.err) }
 
 // handleGet answers one pour.
 func handleGet(s *store) apiFunc {
@@ -229,17 +150,21 @@ func handleGet(s *store) apiFunc {
 func handleDelete(j *journal, a *auth) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		who, err := a.caller(w, r, false)
-		if err == nil {
-			err = who.mayDelete()
-		}
-		id, badID := parseID(r.PathValue("id"))
-		if err = cmp.Or(err, badID); err == nil {
-			err = j.delete(id)
-		}
-		if err == errNotFound {
-			return noSuchPour(r.PathValue("id"))
-		} else if err != nil {
+		if err != nil {
 			return err
+		}
+		if err := who.mayDelete(); err != nil {
+			return err
+		}
+		id, err := parseID(r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		switch c := j.delete(id); c.outcome {
+		case refused:
+			return unavailable(c)
+		case notFound:
+			return noSuchPour(r.PathValue("id"))
 		}
 		annotate(w, slog.Int64("id", id))
 		w.WriteHeader(http.StatusNoContent)
@@ -379,9 +304,6 @@ func intParam(name, value string, most int) (int, error) {
 // handleReport answers the report of the pours stored now.
 func handleReport(s *store) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s.mu.RLock()
-		rep := s.report()
-		s.mu.RUnlock()
-		writeJSON(w, http.StatusOK, rep)
+		writeJSON(w, http.StatusOK, s.report())
 	}
 }

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,11 +22,12 @@ import (
 // it; with what the kernel holds for it (sendBuffer here, about as much at
 // the peer) that is at most a few thousand events it has not taken.
 const (
-	maxQueue   = 1024             // events that may wait for one subscriber
-	sendBuffer = 32 << 10         // SO_SNDBUF of a subscriber's socket, in bytes
-	closeWait  = 10 * time.Second // how long a dropped subscriber has to finish writing and close
-	pongWait   = 10 * time.Second // the longest a ping waits for its pong
-	readLimit  = 512              // the largest message a subscriber may send; it sends none
+	maxQueue   = 1024                   // events that may wait for one subscriber
+	sendBuffer = 32 << 10               // SO_SNDBUF of a subscriber's socket, in bytes
+	closeWait  = 10 * time.Second       // how long a dropped subscriber has to finish writing and close
+	pongWait   = 10 * time.Second       // the longest a ping waits for its pong, or PING_INTERVAL if shorter
+	pongLeast  = 100 * time.Millisecond // the shortest a ping waits, however short PING_INTERVAL is
+	readLimit  = 512                    // the largest message a subscriber may send; it sends none
 )
 
 var errNoPong = errors.New("no answer to a ping")
@@ -44,45 +42,195 @@ type event struct {
 }
 
 // A hub fans events out to subscribers. One goroutine owns the set of
-// subscribers, as in gorilla/websocket's chat example; each subscriber
-// has a bounded queue and a goroutine that writes it, as in
-// coder/websocket's. Publishing never waits for a subscriber: one whose
-// queue is full is closed with 1008.
+// subscribers, as in gorilla/websocket's chat example; each subscriber has
+// a bounded queue and a goroutine that writes it, as in coder/websocket's.
+// Publishing never waits for a subscriber: one whose queue is full is
+// closed with 1008.
 //
-// Every subscriber gets every event in the order of the store's changes,
-// but for a tap's subscriber its own pours unless it asks for them, and
-// a screen's stream is consistent: a report counts exactly the changes
-// whose events came before it in that stream. Events, reports and joins
-// reach the hub's goroutine through one channel, in the order they were
-// made under the store's lock. The hub also tells every subscriber when a
-// tap's meter goes online (its first subscriber joins) or offline.
+// Events and joins come through one channel, in the order the store made
+// them (see store.mu), so every subscriber's stream is consistent. A tap's
+// subscriber gets every event but its own pours, unless it asks for them.
+// Every subscriber is told when a tap goes online (its first subscriber
+// joins) or offline (its last leaves).
 type hub struct {
 	store    *store        // the pours that reports count
 	interval time.Duration // REPORT_INTERVAL: how often every subscriber gets a report; 0 never
 	ping     time.Duration // PING_INTERVAL: how often each subscriber is pinged, to find dead peers
 	log      *slog.Logger  // connects, disconnects and drops
-	taps     *presence     // which taps have a subscriber connected
+	presence *presence     // which taps have a subscriber connected
 
-	stream      chan message    // events, joins and leaves, in the stream's order
-	done        chan struct{}   // closed once run has closed every subscriber and returned
-	conns       sync.WaitGroup  // subscribers being served
-	slow, dead  atomic.Int64    // subscribers dropped for too many events waiting, and for no pong
-	sent        atomic.Int64    // events queued, one a subscriber an event
-	subscribers [2]atomic.Int64 // screens and taps connected; changed by join under the store's lock, and as they go
+	stream     chan message   // events, joins and leaves, in the stream's order
+	done       chan struct{}  // closed once run has closed every subscriber and returned
+	conns      sync.WaitGroup // subscribers being served
+	slow, dead atomic.Int64   // subscribers dropped for too many events waiting, and for no pong
+	sent       atomic.Int64   // events queued, counted once for each subscriber
+	screens    atomic.Int64   // screens connected: counted in before their first report, out once gone
+	taps       atomic.Int64   // taps connected, counted as screens are
 }
 
-// A message is an event's frame for every subscriber (tap is the tap
-// whose pour it tells of), a subscriber that joins the stream with its
-// first report queued, or one that leaves it.
+// A message is one step of the stream. Exactly one of its fields is set.
 type message struct {
-	frame       []byte
-	tap         int64
-	join, leave *subscriber
+	event *outgoing   // an event for every subscriber
+	join  *subscriber // a subscriber whose first report is queued: in the stream from here on
+	leave *subscriber // a subscriber that has gone
+}
+
+// An outgoing event is its frame, and the tap whose pour it tells of, if any.
+type outgoing struct {
+	frame []byte
+	tap   int64
 }
 
 func newHub(s *store, interval, ping time.Duration, log *slog.Logger, now func() time.Time) *hub {
-	return &hub{store: s, interval: interval, ping: ping, log: log, taps: newPresence(now),
+	return &hub{store: s, interval: interval, ping: ping, log: log, presence: newPresence(now),
 		stream: make(chan message, maxBatch), done: make(chan struct{})}
+}
+
+// run delivers the stream until ctx ends, then closes every subscriber
+// with 1001. Meanwhile every subscriber gets a report each interval.
+func (h *hub) run(ctx context.Context) {
+	defer close(h.done)
+	if h.interval > 0 {
+		go h.sendReports(ctx)
+	}
+	subs := make(map[*subscriber]struct{})
+	for {
+		select {
+		case m := <-h.stream:
+			switch {
+			case m.join != nil:
+				subs[m.join] = struct{}{}
+				h.broadcast(subs, h.online(m.join, 1)...)
+			case m.leave != nil:
+				if _, ok := subs[m.leave]; ok { // not dropped already
+					delete(subs, m.leave)
+					h.broadcast(subs, h.online(m.leave, -1)...)
+				}
+			default:
+				h.broadcast(subs, *m.event)
+			}
+		case <-ctx.Done():
+			for s := range subs {
+				s.drop(websocket.StatusGoingAway, "the server is shutting down")
+			}
+			return
+		}
+	}
+}
+
+// broadcast queues each event for every subscriber that takes it. One too
+// slow to take it is dropped once the others have it; that may take its
+// tap offline, which is one more event to broadcast.
+func (h *hub) broadcast(subs map[*subscriber]struct{}, events ...outgoing) {
+	for len(events) > 0 {
+		e := events[0]
+		events = events[1:]
+		var dropped []*subscriber
+		for s := range subs {
+			if e.tap != 0 && e.tap == s.tap && !s.own {
+				continue
+			}
+			h.sent.Add(1)
+			if !s.push(e.frame) {
+				dropped = append(dropped, s)
+			}
+		}
+		for _, s := range dropped {
+			delete(subs, s)
+			h.slow.Add(1)
+			s.drop(websocket.StatusPolicyViolation, fmt.Sprintf("too slow: %d events were waiting", maxQueue))
+			h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", maxQueue)
+			events = append(events, h.online(s, -1)...)
+		}
+	}
+}
+
+// online counts s, if a tap's, in (1) or out (-1) of its tap's
+// subscribers, and returns the event to send if that takes the tap online
+// or offline.
+func (h *hub) online(s *subscriber, by int) []outgoing {
+	if s.tap == 0 {
+		return nil
+	}
+	status, changed := h.presence.change(s.tap, by)
+	if !changed {
+		return nil
+	}
+	return []outgoing{{frame: frame(event{Event: "tap", Tap: &status})}}
+}
+
+// publish puts e in the stream, unless no one is subscribed. The store
+// calls it under its lock. It waits only when the hub is maxBatch events
+// behind.
+func (h *hub) publish(e event) {
+	if h.connected() == 0 {
+		return
+	}
+	out := &outgoing{frame: frame(e)}
+	if e.Pour != nil {
+		out.tap = e.Pour.Tap
+	}
+	h.send(message{event: out})
+}
+
+// send puts m in the stream, unless the hub has stopped.
+func (h *hub) send(m message) bool {
+	select {
+	case h.stream <- m:
+		return true
+	case <-h.done:
+		return false
+	}
+}
+
+// connected counts the subscribers connected now.
+func (h *hub) connected() int64 { return h.screens.Load() + h.taps.Load() }
+
+// kind is the count of subscribers of s's kind.
+func (h *hub) kind(s *subscriber) *atomic.Int64 {
+	if s.tap != 0 {
+		return &h.taps
+	}
+	return &h.screens
+}
+
+// sendReports puts a report of the store in the stream each interval.
+func (h *hub) sendReports(ctx context.Context) {
+	t := time.NewTicker(h.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			h.store.withReport(func(r report) { h.publish(event{Event: "report", Report: &r}) })
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// join puts s in the stream, with a report of the store as its first
+// event, and serves it. s is counted first, so that the store publishes
+// every event after that report.
+func (h *hub) join(s *subscriber) {
+	h.conns.Add(1)
+	h.kind(s).Add(1)
+	h.store.withReport(func(r report) {
+		s.push(frame(event{Event: "report", Report: &r}))
+		if !h.send(message{join: s}) {
+			s.drop(websocket.StatusGoingAway, "the server is shutting down")
+		}
+	})
+	h.log.Info("subscriber connected", "remote", s.remote, "tap", s.tap, "screen", s.screen)
+	go func() {
+		defer h.conns.Done()
+		err := s.serve(h.ping)
+		h.kind(s).Add(-1)
+		if errors.Is(err, errNoPong) {
+			h.dead.Add(1)
+		}
+		h.send(message{leave: s})
+		h.log.Info("subscriber disconnected", "remote", s.remote, "tap", s.tap, "screen", s.screen, "reason", err)
+	}()
 }
 
 // A subscriber is one WebSocket connection and the events waiting for it.
@@ -100,140 +248,7 @@ type subscriber struct {
 	closing *websocket.CloseError // set once the hub drops the subscriber
 }
 
-// run delivers the stream until ctx ends, then closes every subscriber
-// with 1001. Meanwhile every subscriber gets a report each interval.
-func (h *hub) run(ctx context.Context) {
-	defer close(h.done)
-	if h.interval > 0 {
-		go h.sendReports(ctx)
-	}
-	subs := make(map[*subscriber]struct{})
-	for {
-		select {
-		case m := <-h.stream:
-			if m.join != nil {
-				subs[m.join] = struct{}{}
-				h.count(subs, m.join, 1)
-			}
-			if _, ok := subs[m.leave]; ok {
-				delete(subs, m.leave)
-				h.count(subs, m.leave, -1)
-			}
-			h.send(subs, m)
-		case <-ctx.Done():
-			for s := range subs {
-				h.drop(subs, s, websocket.StatusGoingAway, "the server is shutting down")
-			}
-			return
-		}
-	}
-}
-
-// send gives m's frame to every subscriber but a tap's own, unless it
-// asked for them, and drops those too slow to take it.
-func (h *hub) send(subs map[*subscriber]struct{}, m message) {
-	for s := range subs {
-		if m.frame == nil || m.tap != 0 && m.tap == s.tap && !s.own {
-			continue
-		}
-		if h.sent.Add(1); !s.push(m.frame) {
-			h.slow.Add(1)
-			h.drop(subs, s, websocket.StatusPolicyViolation, fmt.Sprintf("too slow: %d events were waiting", maxQueue))
-			h.log.Warn("dropped a subscriber that stopped reading", "remote", s.remote, "waiting", maxQueue)
-			h.count(subs, s, -1)
-		}
-	}
-}
-
-// count counts s, if a tap's, in (1) or out (-1) of its tap's subscribers,
-// and tells every subscriber when that takes the tap online or offline.
-func (h *hub) count(subs map[*subscriber]struct{}, s *subscriber, by int) {
-	if s.tap == 0 {
-		return
-	}
-	if status, changed := h.taps.change(s.tap, by); changed {
-		h.send(subs, message{frame: frame(event{Event: "tap", Tap: &status})})
-	}
-}
-
-// drop takes s out of subs and has it close with code once it has written
-// what waits, or without a close frame after closeWait.
-func (h *hub) drop(subs map[*subscriber]struct{}, s *subscriber, code websocket.StatusCode, reason string) {
-	delete(subs, s)
-	s.mu.Lock()
-	s.closing = &websocket.CloseError{Code: code, Reason: reason}
-	s.mu.Unlock()
-	s.signal()
-	time.AfterFunc(closeWait, func() { s.conn.CloseNow() })
-}
-
-// publish puts e in the stream, unless no one is subscribed. The caller
-// holds the store's lock. It waits only when the hub is maxBatch events
-// behind.
-func (h *hub) publish(e event) {
-	if h.connected() == 0 {
-		return
-	}
-	m := message{frame: frame(e)}
-	if e.Pour != nil {
-		m.tap = e.Pour.Tap
-	}
-	select {
-	case h.stream <- m:
-	case <-h.done:
-	}
-}
-
-// connected counts the subscribers connected now.
-func (h *hub) connected() int64 { return h.subscribers[0].Load() + h.subscribers[1].Load() }
-
-// sendReports puts a report of the store in the stream each interval.
-func (h *hub) sendReports(ctx context.Context) {
-	t := time.NewTicker(h.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			h.store.mu.RLock()
-			r := h.store.report()
-			h.publish(event{Event: "report", Report: &r})
-			h.store.mu.RUnlock()
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// join adds s, whose first event is a report of the store now, and serves it.
-func (h *hub) join(s *subscriber) {
-	h.conns.Add(1)
-	h.subscribers[min(s.tap, 1)].Add(1)
-	h.store.mu.RLock()
-	r := h.store.report()
-	s.push(frame(event{Event: "report", Report: &r}))
-	select {
-	case h.stream <- message{join: s}:
-	case <-h.done:
-		s.closing = &websocket.CloseError{Code: websocket.StatusGoingAway, Reason: "the server is shutting down"}
-	}
-	h.store.mu.RUnlock()
-	h.log.Info("subscriber connected", "remote", s.remote, "tap", s.tap, "screen", s.screen)
-	go func() {
-		defer h.conns.Done()
-		err := s.serve(h.ping)
-		h.subscribers[min(s.tap, 1)].Add(-1)
-		if errors.Is(err, errNoPong) {
-			h.dead.Add(1)
-		}
-		select {
-		case h.stream <- message{leave: s}:
-		case <-h.done:
-		}
-		h.log.Info("subscriber disconnected", "remote", s.remote, "tap", s.tap, "screen", s.screen, "reason", err)
-	}()
-}
-
-// push queues an event's frame unless maxQueue wait already.
+// push queues an event's frame, unless maxQueue wait already.
 func (s *subscriber) push(f []byte) bool {
 	s.mu.Lock()
 	ok := len(s.queue) < maxQueue
@@ -245,6 +260,16 @@ func (s *subscriber) push(f []byte) bool {
 	return ok
 }
 
+// drop has s close with code once it has written what waits, or without a
+// close frame after closeWait.
+func (s *subscriber) drop(code websocket.StatusCode, reason string) {
+	s.mu.Lock()
+	s.closing = &websocket.CloseError{Code: code, Reason: reason}
+	s.mu.Unlock()
+	s.signal()
+	time.AfterFunc(closeWait, func() { s.conn.CloseNow() })
+}
+
 func (s *subscriber) signal() {
 	select {
 	case s.wake <- struct{}{}:
@@ -253,10 +278,10 @@ func (s *subscriber) signal() {
 }
 
 // serve writes events to the subscriber until the peer leaves, a write
-// fails or the hub drops it. The only other goroutine of the connection
-// reads it: it answers pings, notices the peer's close, and closes a
-// subscriber that sends a message with 1008. (The library's CloseRead
-// would do that too, but then end its context only 15 s later.)
+// fails or the hub drops it. The connection's only other goroutine reads:
+// it answers pings, notices the peer's close, and closes with 1008 a
+// subscriber that sends a message (as the library's CloseRead would, but
+// at once rather than 15 s later).
 func (s *subscriber) serve(pingEvery time.Duration) error {
 	defer s.conn.CloseNow()
 	ctx, leave := context.WithCancelCause(context.Background())
@@ -285,7 +310,7 @@ func (s *subscriber) serve(pingEvery time.Duration) error {
 				return closing
 			}
 		case <-ping.C:
-			pctx, cancel := context.WithTimeout(ctx, min(pongWait, pingEvery))
+			pctx, cancel := context.WithTimeout(ctx, min(pongWait, max(pingEvery, pongLeast)))
 			err := s.conn.Ping(pctx)
 			cancel()
 			if err != nil {
@@ -297,52 +322,6 @@ func (s *subscriber) serve(pingEvery time.Duration) error {
 	}
 }
 
-// The fast path (BENCHMARKS.md has what it buys over a conn.Write per
-// event). An event is encoded once as a whole WebSocket frame, shared by
-// every queue, and a subscriber's goroutine writes all that waits for it
-// in one call to the connection. The library's control frames (pings,
-// pongs, closes) never land inside one: each is a write of its own too.
-
-// frame returns e as an unmasked WebSocket text frame (RFC 6455, 5.2).
-func frame(e event) []byte {
-	msg, _ := json.Marshal(e) // numbers and checked strings only
-	f := make([]byte, 0, 10+len(msg))
-	switch n := len(msg); {
-	case n < 126:
-		f = append(f, 0x81, byte(n))
-	case n < 1<<16:
-		f = binary.BigEndian.AppendUint16(append(f, 0x81, 126), uint16(n))
-	default:
-		f = binary.BigEndian.AppendUint64(append(f, 0x81, 127), uint64(n))
-	}
-	return append(f, msg...)
-}
-
-// write writes frames to the connection in one call. A write to a peer
-// that stopped reading blocks, until the hub drops the subscriber for the
-// events that pile up meanwhile and closes it.
-func (s *subscriber) write(frames [][]byte) error {
-	bufs := net.Buffers(frames)
-	_, err := bufs.WriteTo(s.raw)
-	return err
-}
-
-// hijacker keeps the connection that websocket.Accept takes over. As the
-// hub writes events to it, the library's buffers need hold only control
-// frames: smaller than net/http's 4 KiB ones, 5 KiB less a subscriber.
-type hijacker struct {
-	http.ResponseWriter
-	conn net.Conn
-}
-
-func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	if h.conn = c; err == nil && rw.Reader.Buffered() == 0 { // else keep what the peer sent already
-		rw = bufio.NewReadWriter(bufio.NewReaderSize(c, 512), bufio.NewWriterSize(c, 256))
-	}
-	return c, rw, err
-}
-
 // handleSubscribe upgrades a request to a WebSocket that receives every
 // event. It answers a request that is not a WebSocket handshake with a JSON
 // error, as every endpoint does.
@@ -352,24 +331,16 @@ func handleSubscribe(h *hub, a *auth) apiFunc {
 		if err != nil {
 			return err
 		}
-		q := r.URL.Query()
-		tap, err := who.tap, error(nil)
-		if q.Has("tapId") {
-			tap, err = strconv.ParseInt(q.Get("tapId"), 10, 64)
-		}
-		switch own := q.Get("own"); {
-		case err != nil || q.Has("tapId") && tap < 1:
-			return errorf(http.StatusBadRequest, "tapId=%q is not a tap: subscribe as a tap with its id, a whole number from 1", q.Get("tapId"))
-		case len(a.tokens) > 0 && tap != who.tap:
-			return errorf(http.StatusForbidden, "this token may not subscribe as tap %d: subscribe with tap %d's token", tap, tap)
-		case own != "" && own != "0" && own != "1":
-			return errorf(http.StatusBadRequest, "own=%q is not valid: use own=1 to get a tap's own pours too, or own=0", own)
+		tap, own, err := subscribeAs(r, who, a)
+		if err != nil {
+			return err
 		}
 		if err := checkHandshake(w, r); err != nil {
 			return err
 		}
 		hj := &hijacker{ResponseWriter: w}
-		c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{Subprotocols: []string{"altair"}, InsecureSkipVerify: true}) // checkOrigin has run
+		c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{Subprotocols: []string{"altair"},
+			InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled}) // checkOrigin has run
 		if err != nil {
 			h.log.Warn("WebSocket handshake failed", "remote", r.RemoteAddr, "err", err)
 			return nil
@@ -384,19 +355,44 @@ func handleSubscribe(h *hub, a *auth) apiFunc {
 		if tc, ok := raw.(*net.TCPConn); ok {
 			tc.SetWriteBuffer(sendBuffer)
 		}
-		h.join(&subscriber{conn: c, raw: hj.conn, remote: r.RemoteAddr, tap: tap, screen: who.screen, own: q.Get("own") == "1", wake: make(chan struct{}, 1)})
+		h.join(&subscriber{conn: c, raw: hj.conn, remote: r.RemoteAddr, tap: tap, screen: who.screen, own: own,
+			wake: make(chan struct{}, 1)})
 		return nil
 	}
+}
+
+// subscribeAs reads what the query asks to subscribe as: the tap (0 for a
+// screen; by default the tap whose token who holds) and whether it wants
+// its own pours too.
+func subscribeAs(r *http.Request, who caller, a *auth) (tap int64, own bool, err error) {
+	q := r.URL.Query()
+	tap = who.tap
+	if q.Has("tapId") {
+		tap, err = strconv.ParseInt(q.Get("tapId"), 10, 64)
+	}
+	switch ownValue := q.Get("own"); {
+	case err != nil || q.Has("tapId") && tap < 1:
+		return 0, false, errorf(http.StatusBadRequest,
+			"tapId=%q is not a tap: subscribe as a tap with its id, a whole number from 1", q.Get("tapId"))
+	case len(a.tokens) > 0 && tap != who.tap:
+		return 0, false, errorf(http.StatusForbidden,
+			"this token may not subscribe as tap %d: subscribe with tap %d's token", tap, tap)
+	case ownValue != "" && ownValue != "0" && ownValue != "1":
+		return 0, false, errorf(http.StatusBadRequest,
+			"own=%q is not valid: use own=1 to get a tap's own pours too, or own=0", ownValue)
+	}
+	return tap, q.Get("own") == "1", nil
 }
 
 // checkHandshake checks what websocket.Accept checks, to answer a JSON error.
 func checkHandshake(w http.ResponseWriter, r *http.Request) error {
 	connection := strings.ToLower(strings.Join(r.Header.Values("Connection"), ","))
-	if !strings.Contains(connection, "upgrade") || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || !r.ProtoAtLeast(1, 1) {
+	upgrade := strings.Contains(connection, "upgrade") && strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	if !upgrade || !r.ProtoAtLeast(1, 1) {
 		w.Header().Set("Upgrade", "websocket")
 		w.Header().Set("Connection", "Upgrade")
-		return errorf(http.StatusUpgradeRequired,
-			"%s is a WebSocket endpoint: connect with a WebSocket client, for example websocat ws://HOST/sockets/beers", r.URL.Path)
+		return errorf(http.StatusUpgradeRequired, "%s is a WebSocket endpoint: connect with a WebSocket client, "+
+			"for example websocat ws://HOST/sockets/beers", r.URL.Path)
 	}
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
@@ -406,9 +402,10 @@ func checkHandshake(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		return errorf(http.StatusBadRequest, "Sec-WebSocket-Version must be 13, not %q", v)
 	}
-	key := r.Header.Values("Sec-WebSocket-Key")
-	if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key"))); err != nil || len(k) != 16 || len(key) != 1 {
-		return errorf(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64, sent once, not %q", key)
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key")))
+	if err != nil || len(key) != 16 || len(keys) != 1 {
+		return errorf(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64, sent once, not %q", keys)
 	}
 	return nil
 }

@@ -9,12 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -45,12 +43,13 @@ type record struct {
 // A journal decides every change, records it in the journal file and
 // applies it to the store. A writer goroutine takes every change that
 // waits, decides each, writes their records, fsyncs once (group commit),
-// and only then applies them to the store, publishes their events and
-// answers them: nothing is acknowledged or broadcast before it is on disk.
+// and only then applies them to the store, which publishes their events,
+// and answers them: nothing is acknowledged or broadcast before it is on
+// disk.
 type journal struct {
 	path    string           // the journal file, or "" to keep nothing on disk
 	store   *store           // where committed changes are applied
-	publish func(event)      // the hub's; called under the store's lock
+	publish func(event)      // the hub's; the store calls it under its lock
 	log     *slog.Logger     //
 	now     func() time.Time // the clock that stamps pours
 
@@ -72,20 +71,28 @@ type journal struct {
 	deleting  map[int64]bool      // the ids that the batch being decided deletes
 }
 
+// An outcome is what the journal made of a change.
+type outcome uint8
+
+const (
+	refused      outcome = iota // nothing: the disk failed or the server is stopping, as err says
+	stored                      // the pour is new, and stored
+	storedBefore                // its tap stored this pourId before, with this volume: pour is that one
+	conflict                    // its tap stored this pourId before, with another volume: pour is that one
+	deleted                     // the pour is deleted
+	notFound                    // no stored pour has that id
+)
+
 // A change is one request to the journal and, once done is closed, its outcome.
 type change struct {
-	pour   pour  // the pour to store, unless delete is set; then the pour stored or found again
-	delete int64 // the id of the pour to delete, or 0
-	status int   // 201 stored, 200 stored before, 204 deleted; 0 when refused
-	err    error // why it was refused
-	done   chan struct{}
+	pour    pour    // the pour to store, unless delete is set; then the pour stored, or found again
+	delete  int64   // the id of the pour to delete, or 0
+	outcome outcome //
+	err     error   // why it was refused
+	done    chan struct{}
 }
 
-var (
-	errNotFound = errors.New("no such pour")
-	errStopped  = errorf(http.StatusServiceUnavailable,
-		"the server is shutting down and did not store this change: send it again once it is back")
-)
+var errStopped = errors.New("the server is shutting down and did not store this change: send it again once it is back")
 
 // openJournal replays the journal at path (none for memoryOnly) into s and
 // starts the writer; close stops it. A second server on the same path is
@@ -104,33 +111,33 @@ func openJournal(path string, s *store, publish func(event), log *slog.Logger, n
 	return j, nil
 }
 
-// pour stores p (201), or finds what its tap stored under its pourId (200).
-func (j *journal) pour(p pour) (pour, int, error) {
-	c := &change{pour: p, done: make(chan struct{})}
-	err := j.submit(c)
-	return c.pour, c.status, err
+// pour stores p, or finds what its tap stored under its pourId.
+func (j *journal) pour(p pour) *change {
+	return j.submit(&change{pour: p})
 }
 
-// delete deletes the stored pour with the given id, or is errNotFound.
-func (j *journal) delete(id int64) error {
+// delete deletes the stored pour with the given id.
+func (j *journal) delete(id int64) *change {
 	if id < 1 {
-		return errNotFound
+		return &change{outcome: notFound}
 	}
-	return j.submit(&change{delete: id, done: make(chan struct{})})
+	return j.submit(&change{delete: id})
 }
 
 // submit hands c to the writer, which commits it in one batch with every
-// change that waits, to share one fsync, and returns why it was refused.
-func (j *journal) submit(c *change) error {
+// change that waits, to share one fsync, and returns c once it is decided.
+func (j *journal) submit(c *change) *change {
+	c.done = make(chan struct{})
 	j.mu.RLock()
 	if j.closed {
 		j.mu.RUnlock()
-		return errStopped
+		c.err = errStopped
+		return c
 	}
 	j.changes <- c
 	j.mu.RUnlock()
 	<-c.done
-	return c.err
+	return c
 }
 
 // close commits every change the writer was given, and closes the file.
@@ -161,7 +168,7 @@ func (j *journal) run() {
 }
 
 // commit decides every change of batch, writes and syncs their records,
-// and only then applies them, publishes their events and answers them.
+// and only then applies them to the store and answers them.
 func (j *journal) commit(batch []*change) {
 	var lines []byte
 	for _, c := range batch {
@@ -172,23 +179,10 @@ func (j *journal) commit(batch []*change) {
 	if err := j.write(lines); err != nil {
 		j.fail(err)
 		for _, c := range batch {
-			if c.err == nil {
-				c.status, c.err = 0, j.failure()
-			}
+			c.outcome, c.err = refused, j.failure()
 		}
 	}
-	j.store.mu.Lock()
-	for _, c := range batch {
-		switch c.status {
-		case http.StatusCreated:
-			j.store.add(c.pour)
-			j.publish(event{Event: "pour", Pour: &c.pour})
-		case http.StatusNoContent:
-			j.store.remove(c.delete)
-			j.publish(event{Event: "deleted", ID: c.delete})
-		}
-	}
-	j.store.mu.Unlock()
+	j.store.apply(batch, j.publish)
 	for _, c := range batch {
 		close(c.done)
 	}
@@ -200,40 +194,45 @@ func (j *journal) commit(batch []*change) {
 // decide works out c's outcome against the store and the changes before
 // it in the same batch, and appends its record to lines.
 func (j *journal) decide(c *change, lines []byte) []byte {
-	p, key := c.pour, pourKey{c.pour.Tap, c.pour.PourID}
-	switch {
-	case j.failure() != nil:
-		c.err = j.failure()
+	if err := j.failure(); err != nil {
+		c.outcome, c.err = refused, err
 		return lines
-	case c.delete != 0:
-		if _, stored := j.store.find(c.delete); !stored || j.deleting[c.delete] {
-			c.err = errNotFound
-			return lines
-		}
-		j.deleting[c.delete] = true
-		c.status = http.StatusNoContent
-		return j.appendRecord(lines, record{Op: "delete", ID: c.delete})
-	case p.PourID != "":
-		before, ok := j.store.byPourID(p.Tap, p.PourID)
+	}
+	if c.delete != 0 {
+		return j.decideDelete(c, lines)
+	}
+	if c.pour.PourID != "" {
+		key := pourKey{c.pour.Tap, c.pour.PourID}
+		before, ok := j.store.byPourID(key)
 		if first := j.batchIDs[key]; first != nil {
 			before, ok = first.pour, true
 		}
-		switch {
-		case ok && before.Volume != p.Volume:
-			c.err = errorf(http.StatusConflict,
-				"tap %d already stored pourId %q as pour %d of %s ml, not %s ml: give a new pour a new pourId",
-				p.Tap, p.PourID, before.ID, strconv.FormatFloat(before.Volume, 'f', -1, 64), strconv.FormatFloat(p.Volume, 'f', -1, 64))
-			return lines
-		case ok:
-			c.pour, c.status = before, http.StatusOK
+		if ok {
+			c.outcome = storedBefore
+			if before.Volume != c.pour.Volume {
+				c.outcome = conflict
+			}
+			c.pour = before
 			return lines
 		}
 		j.batchIDs[key] = c
 	}
 	j.lastID++
 	j.lastAt = max(j.lastAt, stamp(j.now().UnixMilli())) // in time order, whatever the clock does
-	c.pour.ID, c.pour.At, c.status = j.lastID, j.lastAt, http.StatusCreated
+	c.pour.ID, c.pour.At, c.outcome = j.lastID, j.lastAt, stored
 	return j.appendRecord(lines, record{Op: "pour", Pour: &c.pour})
+}
+
+// decideDelete decides the delete c: the pour must be stored, and not
+// deleted by a change before it in the batch.
+func (j *journal) decideDelete(c *change, lines []byte) []byte {
+	if _, ok := j.store.find(c.delete); !ok || j.deleting[c.delete] {
+		c.outcome = notFound
+		return lines
+	}
+	j.deleting[c.delete] = true
+	c.outcome = deleted
+	return j.appendRecord(lines, record{Op: "delete", ID: c.delete})
 }
 
 // appendRecord appends rec as a line, when the journal keeps a file.
@@ -265,8 +264,8 @@ func (j *journal) write(lines []byte) error {
 // fail makes every later change fail: after a failed write or fsync only a
 // restart, which replays what is really on disk, can tell what was kept.
 func (j *journal) fail(err error) {
-	err = errorf(http.StatusServiceUnavailable,
-		"the journal cannot be written (%v), so nothing was stored: the operator must fix the disk and restart the server", err)
+	err = fmt.Errorf("the journal cannot be written (%w), so nothing was stored: "+
+		"the operator must fix the disk and restart the server", err)
 	j.failed.Store(&err)
 	j.log.Error("journal cannot be written: refusing every change until restarted", "file", j.path, "err", err)
 }
@@ -307,7 +306,8 @@ func (j *journal) open() (err error) {
 		j.lock.Close()
 		return err
 	}
-	j.log.Info("replayed the journal", "file", j.path, "records", j.records, "pours", len(j.store.stored.all), "duration", time.Since(start))
+	j.log.Info("replayed the journal", "file", j.path, "records", j.records, "pours", j.store.size(),
+		"duration", time.Since(start))
 	if j.worthCompacting() {
 		j.compact()
 	}
@@ -356,7 +356,7 @@ func (j *journal) replay() error {
 				pours, deleted, err = j.replayRecord(recs[i], pours, deleted)
 			}
 			if err != nil && last { // torn by a crash before it was acknowledged
-				if err := cmp.Or(j.file.Truncate(size), j.file.Sync()); err != nil {
+				if err := j.cut(size); err != nil {
 					return fmt.Errorf("cut the torn last line %d of %s: %w", line, j.path, err)
 				}
 				j.log.Warn("cut off the journal's last line, torn by a crash before it was acknowledged",
@@ -367,12 +367,22 @@ func (j *journal) replay() error {
 			}
 			size, j.records, line = size+int64(len(data)), j.records+1, line+1
 			if last && data[len(data)-1] != '\n' { // a last line whose newline a crash lost
-				_, err := j.file.WriteString("\n")
-				return cmp.Or(err, j.file.Sync())
+				if _, err := j.file.WriteString("\n"); err != nil {
+					return err
+				}
+				return j.file.Sync()
 			}
 		}
 	}
 	return nil
+}
+
+// cut cuts the journal file to size bytes, durably.
+func (j *journal) cut(size int64) error {
+	if err := j.file.Truncate(size); err != nil {
+		return err
+	}
+	return j.file.Sync()
 }
 
 // replayRecord applies one record to the pours read so far.
@@ -419,7 +429,7 @@ func syncDir(path string) error {
 
 // worthCompacting reports whether over half the journal's records are dead.
 func (j *journal) worthCompacting() bool {
-	needed := len(j.store.stored.all) + j.store.graves + 1
+	needed := j.store.kept() + 1
 	return j.records >= j.compactAt && j.records-needed > j.records/2
 }
 
@@ -431,45 +441,66 @@ func (j *journal) worthCompacting() bool {
 // meanwhile; reads do not.
 func (j *journal) compact() {
 	start := time.Now()
-	info, err := j.file.Stat() // the new journal takes the old one's mode, not CreateTemp's 0600
-	var f *os.File
-	if err == nil {
-		f, err = os.CreateTemp(filepath.Dir(j.path), filepath.Base(j.path)+".compact-*")
-	}
-	records, stored := 1, j.store.stored.all
-	if err == nil {
-		w := bufio.NewWriterSize(f, 1<<20)
-		enc := json.NewEncoder(w)
-		err = cmp.Or(f.Chmod(info.Mode().Perm()), enc.Encode(record{Op: "lastId", ID: j.lastID}))
-		for i := range j.store.pours {
-			op := "deleted"
-			if len(stored) > 0 && stored[0] == int32(i) {
-				op, stored = "pour", stored[1:]
-			} else if j.store.pours[i].PourID == "" {
-				continue
-			}
-			err = cmp.Or(err, enc.Encode(record{Op: op, Pour: &j.store.pours[i]}))
-			records++
-		}
-		if err = cmp.Or(err, w.Flush(), f.Sync()); err == nil {
-			err = os.Rename(f.Name(), j.path)
-		}
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}
-	if err == nil {
-		j.file.Close()
-		j.file, j.records = f, records
-		size, _ := f.Seek(0, io.SeekCurrent)
-		if err = syncDir(j.path); err != nil {
-			j.fail(err) // the rename may not survive a crash, and the old journal lacks what comes next
-			return
-		}
-		j.log.Info("compacted the journal", "file", j.path, "records", j.records, "bytes", size, "duration", time.Since(start))
+	f, records, err := j.writeCompacted()
+	if err != nil {
+		j.log.Error("journal compaction failed; the journal is unchanged", "file", j.path, "err", err)
+		j.compactAt = j.records + j.records/2 // not again at once
 		return
 	}
-	j.log.Error("journal compaction failed; the journal is unchanged", "file", j.path, "err", err)
-	j.compactAt = j.records + j.records/2 // not again at once
+	j.file.Close()
+	j.file, j.records = f, records
+	if err := syncDir(j.path); err != nil {
+		j.fail(err) // the rename may not survive a crash, and the old journal lacks what comes next
+		return
+	}
+	size, _ := f.Seek(0, io.SeekCurrent)
+	j.log.Info("compacted the journal", "file", j.path, "records", records, "bytes", size, "duration", time.Since(start))
+}
+
+// writeCompacted writes the compacted journal to a new file, with the old
+// one's mode, and renames it over the old one. It returns the new file,
+// open for appending, and how many records it holds.
+func (j *journal) writeCompacted() (*os.File, int, error) {
+	info, err := j.file.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	f, err := os.CreateTemp(filepath.Dir(j.path), filepath.Base(j.path)+".compact-*")
+	if err != nil {
+		return nil, 0, err
+	}
+	records, err := j.writeKept(f, info.Mode().Perm())
+	if err == nil {
+		err = os.Rename(f.Name(), j.path)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, 0, err
+	}
+	return f, records, nil
+}
+
+// writeKept writes to f, with mode perm, every record a replay needs, and
+// syncs it. The bufio.Writer keeps its first error, which Flush returns.
+func (j *journal) writeKept(f *os.File, perm os.FileMode) (int, error) {
+	if err := f.Chmod(perm); err != nil { // not CreateTemp's 0600
+		return 0, err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	enc := json.NewEncoder(w) // numbers and checked strings only: encoding never fails
+	enc.Encode(record{Op: "lastId", ID: j.lastID})
+	records := 1
+	j.store.eachKept(func(p *pour, stored bool) {
+		op := "deleted"
+		if stored {
+			op = "pour"
+		}
+		enc.Encode(record{Op: op, Pour: p})
+		records++
+	})
+	if err := w.Flush(); err != nil {
+		return 0, err
+	}
+	return records, f.Sync()
 }

@@ -160,7 +160,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
 	go h.run(hubCtx)
-	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.dataFile, "pours", len(s.stored.all))
+	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.dataFile, "pours", s.size())
 	serve := srv.Serve
 	if cfg.tlsCert != "" {
 		certs := &certFiles{cert: cfg.tlsCert, key: cfg.tlsKey}
@@ -238,7 +238,7 @@ func routes(cfg config, s *store, j *journal, h *hub, requests requestCounts) []
 		{"GET /api/beers/{id}", strict(handleGet(s))},
 		{"DELETE /api/beers/{id}", strict(handleDelete(j, cfg.auth))},
 		{"GET /api/report", strict(handleReport(s))},
-		{"GET /api/taps", strict(handleTaps(s, h.taps, cfg.auth))},
+		{"GET /api/taps", strict(handleTaps(s, h.presence, cfg.auth))},
 		{"GET /api/openapi.json", serveAsset("openapi.json")},
 		{"GET /healthz", handleHealth(j)},
 		{"GET /metrics", handleMetrics(s, j, h, requests, cfg.metricsToken)},
@@ -289,9 +289,7 @@ type stats struct {
 func handleStats(s *store, h *hub) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		st := processStats()
-		s.mu.RLock()
-		st.Pours, st.Subscribers = len(s.stored.all), h.connected()
-		s.mu.RUnlock()
+		st.Pours, st.Subscribers = s.size(), h.connected()
 		writeJSON(w, http.StatusOK, st)
 	}
 }

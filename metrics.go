@@ -64,19 +64,19 @@ func handleMetrics(s *store, j *journal, h *hub, requests requestCounts, token s
 			metric(name, kind, help)
 			fmt.Fprintf(out, "%s %v\n", name, v)
 		}
-		s.mu.RLock()
+		counted, deletes := s.counters()
+		taps := slices.Sorted(maps.Keys(counted))
 		metric("altair_pours_total", "counter", "Pours stored since the server started, by tap and glass.")
-		for _, tap := range slices.Sorted(maps.Keys(s.counted)) {
-			for g, n := range s.counted[tap].pours {
+		for _, tap := range taps {
+			for g, n := range counted[tap].pours {
 				fmt.Fprintf(out, "altair_pours_total{tap=\"%d\",glass=\"%s\"} %d\n", tap, glass(g), n)
 			}
 		}
 		metric("altair_pour_volume_millilitres_total", "counter", "Millilitres poured since the server started, by tap.")
-		for _, tap := range slices.Sorted(maps.Keys(s.counted)) {
-			fmt.Fprintf(out, "altair_pour_volume_millilitres_total{tap=\"%d\"} %g\n", tap, float64(s.counted[tap].microlitres)/1000)
+		for _, tap := range taps {
+			fmt.Fprintf(out, "altair_pour_volume_millilitres_total{tap=\"%d\"} %g\n", tap, float64(counted[tap].microlitres)/1000)
 		}
-		single("altair_deletes_total", "counter", "Pours deleted since the server started.", s.deletes)
-		s.mu.RUnlock()
+		single("altair_deletes_total", "counter", "Pours deleted since the server started.", deletes)
 		metric("altair_requests_total", "counter", "HTTP requests answered, by route and status.")
 		routes := slices.Sorted(maps.Keys(requests))
 		for _, route := range routes {
@@ -98,7 +98,8 @@ func handleMetrics(s *store, j *journal, h *hub, requests requestCounts, token s
 		}
 		single("altair_journal_failing", "gauge", "1 once a write to the journal failed: every change is refused until a restart.", failing)
 		metric("altair_subscribers", "gauge", "WebSocket subscribers connected, by kind.")
-		fmt.Fprintf(out, "altair_subscribers{kind=\"tap\"} %d\naltair_subscribers{kind=\"screen\"} %d\n", h.subscribers[1].Load(), h.subscribers[0].Load())
+		fmt.Fprintf(out, "altair_subscribers{kind=\"tap\"} %d\n", h.taps.Load())
+		fmt.Fprintf(out, "altair_subscribers{kind=\"screen\"} %d\n", h.screens.Load())
 		metric("altair_subscribers_dropped_total", "counter", "Subscribers the server closed, by reason.")
 		fmt.Fprintf(out, "altair_subscribers_dropped_total{reason=\"slow\"} %d\naltair_subscribers_dropped_total{reason=\"dead\"} %d\n", h.slow.Load(), h.dead.Load())
 		single("altair_events_sent_total", "counter", "Events queued for subscribers, one a subscriber an event.", h.sent.Load())
@@ -107,7 +108,7 @@ func handleMetrics(s *store, j *journal, h *hub, requests requestCounts, token s
 		single("go_memstats_heap_alloc_bytes", "gauge", "Bytes of the heap in use, garbage not yet collected too.", st.HeapBytes)
 		single("process_resident_memory_bytes", "gauge", "Resident memory of the process.", st.RSSBytes)
 		single("process_cpu_seconds_total", "counter", "User and system CPU time the process has used.", float64(st.CPUMicros)/1e6)
-		single("process_start_time_seconds", "gauge", "When the process started, in Unix seconds.", float64(h.taps.start)/1000)
+		single("process_start_time_seconds", "gauge", "When the process started, in Unix seconds.", float64(h.presence.start)/1000)
 		return nil
 	}
 }

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -56,6 +60,190 @@ func strict(next http.Handler, names ...string) apiFunc {
 		next.ServeHTTP(w, r)
 		return nil
 	}
+}
+
+// maxBody is the largest request body taken: a pour or a keg takes a few
+// hundred bytes.
+const maxBody = 64 << 10
+
+// A shape is a kind of JSON object that a request sends.
+type shape struct {
+	noun    string   // what it is, for error messages
+	example string   // one of them, for error messages
+	names   []string // the names of the fields it may have
+}
+
+// readBody reads r's body, which should be one object of shape sh: 413
+// past maxBody.
+func readBody(w http.ResponseWriter, r *http.Request, sh shape) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, errorf(http.StatusRequestEntityTooLarge,
+			"the body is over %d KiB: send one %s as a small JSON object like %s", maxBody>>10, sh.noun, sh.example)
+	}
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "could not read the body: %v", err)
+	}
+	return body, nil
+}
+
+// parse reads body as exactly one JSON object of shape sh: each of its
+// fields one of sh.names, matched exactly (a struct would match them in
+// any case), and given once (a map keeps the last of two).
+func (sh shape) parse(body []byte) (*fields, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
+		return nil, sh.notAnObject(body)
+	}
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
+		if !slices.Contains(sh.names, name) {
+			return nil, errorf(http.StatusBadRequest, "unknown field %q: a %s has only the fields %s",
+				name, sh.noun, strings.Join(sh.names, ", "))
+		}
+	}
+	if countFields(body) > len(raw) {
+		return nil, errorf(http.StatusBadRequest, "field %q appears twice: send it once", repeated(body))
+	}
+	return &fields{raw: raw}, nil
+}
+
+// countFields counts the fields of the valid JSON object body, repeated
+// ones too: the colons outside strings, at its top level.
+func countFields(body []byte) int {
+	n, depth, quoted := 0, 0, false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		case c == ':' && depth == 1:
+			n++
+		}
+	}
+	return n
+}
+
+// repeated returns the name of a field that the JSON object body gives
+// twice.
+func repeated(body []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.Token() // the {
+	seen := make(map[string]bool, 4)
+	for dec.More() {
+		name, _ := dec.Token()
+		if seen[name.(string)] {
+			return name.(string)
+		}
+		seen[name.(string)] = true
+		var value json.RawMessage
+		dec.Decode(&value)
+	}
+	return ""
+}
+
+// notAnObject says why body is not one JSON object.
+func (sh shape) notAnObject(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var v json.RawMessage
+	switch err := dec.Decode(&v); {
+	case err == io.EOF:
+		return errorf(http.StatusBadRequest, "the body is empty: send a JSON object like %s", sh.example)
+	case err == io.ErrUnexpectedEOF:
+		return errorf(http.StatusBadRequest, "the JSON body ends too soon: send a whole object like %s", sh.example)
+	case err != nil:
+		return errorf(http.StatusBadRequest, "the body is not valid JSON (%v): send an object like %s", err, sh.example)
+	case v[0] != '{':
+		return errorf(http.StatusBadRequest, "the body must be a JSON object like %s, not %s", sh.example, kindOf(v))
+	}
+	return errorf(http.StatusBadRequest, "there is more after the JSON object: send one object like %s", sh.example)
+}
+
+// kindOf names the JSON type of a valid raw value, for error messages.
+func kindOf(raw []byte) string {
+	kinds := map[byte]string{'"': "a string", '{': "an object", '[': "an array", 't': "a boolean", 'f': "a boolean", 'n': "null"}
+	return cmp.Or(kinds[raw[0]], "a number")
+}
+
+// fields are the raw values of an object's fields, read one by one. The
+// first that is missing or of a wrong JSON type is a 400 (err); values
+// out of range are problems, which together are a 422.
+type fields struct {
+	raw      map[string]json.RawMessage
+	err      error
+	problems []string
+}
+
+// get returns the value of the field name when it is of the JSON type
+// kind; what says what it should be. A required field that is missing, or
+// a field of another type, is a 400; an optional one may be null.
+func (f *fields) get(name, kind, what string, required bool) (json.RawMessage, bool) {
+	raw, ok := f.raw[name]
+	switch {
+	case f.err != nil:
+	case !ok && required:
+		f.err = errorf(http.StatusBadRequest, "missing field %q: %s", name, what)
+	case !ok || !required && string(raw) == "null":
+	case kindOf(raw) != kind:
+		f.err = errorf(http.StatusBadRequest, "%s must be %s (%s), not %s", name, kind, what, kindOf(raw))
+	default:
+		return raw, true
+	}
+	return nil, false
+}
+
+// number returns the field name, a JSON number; see get.
+func (f *fields) number(name, what string, required bool) (float64, bool) {
+	raw, ok := f.get(name, "a number", what, required)
+	n, _ := strconv.ParseFloat(string(raw), 64) // out of range is ±Inf
+	return n, ok
+}
+
+// text returns the optional field name, a JSON string; see get.
+func (f *fields) text(name, what string) (string, bool) {
+	raw, ok := f.get(name, "a string", what, false)
+	var s string
+	json.Unmarshal(raw, &s)
+	return s, ok
+}
+
+// tapID reads raw, the JSON number of a tapId, as a tap's id.
+func (f *fields) tapID(raw json.RawMessage) int64 {
+	if raw == nil {
+		return 0
+	}
+	tap, err := strconv.ParseInt(string(raw), 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		f.problem("tapId %s is out of range: tap ids run from 1 to %d", raw, int64(math.MaxInt64))
+	case err != nil && f.err == nil:
+		f.err = errorf(http.StatusBadRequest, "tapId must be a whole number from 1, not %s", raw)
+	case err == nil && tap < 1:
+		f.problem("tapId %d is not a tap: tap ids start at 1", tap)
+	}
+	return tap
+}
+
+// problem notes a value out of range.
+func (f *fields) problem(format string, args ...any) {
+	f.problems = append(f.problems, fmt.Sprintf(format, args...))
+}
+
+// check returns the first 400, or a 422 naming every problem, or nil.
+func (f *fields) check() error {
+	if f.err != nil {
+		return f.err
+	}
+	if len(f.problems) > 0 {
+		return errorf(http.StatusUnprocessableEntity, "%s", strings.Join(f.problems, "; "))
+	}
+	return nil
 }
 
 // writeJSON answers v as JSON with the given status.

@@ -3,23 +3,27 @@ package main
 import (
 	"cmp"
 	"hash/maphash"
+	"maps"
 	"math"
 	"slices"
 	"sync"
 )
 
-// A store holds in memory every pour that reached the journal. The pours
-// are kept by value in one slice, in id order, and never change once
-// added: a delete takes a pour out of the indexes only, which hold
-// positions in that slice. So a million pours are a few large blocks with
-// nothing in them for the garbage collector to follow but pourIds.
+// A store holds in memory every pour that reached the journal, by value in
+// one slice, in id order. A pour never changes once added: a delete takes
+// it out of the indexes, which hold positions in that slice. So a million
+// pours are a few large blocks, with nothing for the garbage collector to
+// follow but pourIds.
 //
-// The journal's writer is the store's only writer: it reads without the
-// lock, and writes with it.
+// Only this file takes the store's lock. The journal's writer is the only
+// writer: it reads without the lock, and changes the store through apply
+// and load, which take it.
 type store struct {
-	// mu guards the fields below. It also orders every subscriber's
-	// stream: the journal publishes the events of the changes it applies
-	// while it holds mu, and reports are taken under mu.
+	// mu guards the fields below and orders every subscriber's stream, which
+	// is consistent: a report counts exactly the changes whose events came
+	// before it. apply publishes a batch's events holding mu for writing;
+	// withReport takes a report and its place in the stream holding it for
+	// reading. So the two never interleave.
 	mu      sync.RWMutex
 	pours   []pour           // every pour since start-up, deleted ones too
 	stored  index            // the pours stored now
@@ -53,7 +57,69 @@ type filter struct {
 }
 
 func newStore() *store {
-	return &store{taps: make(map[int64]*index), counted: make(map[int64]counts), pourIDs: pourIndex{seed: maphash.MakeSeed(), slots: make([]int32, 1024)}}
+	return &store{taps: make(map[int64]*index), counted: make(map[int64]counts),
+		pourIDs: pourIndex{seed: maphash.MakeSeed(), slots: make([]int32, 1024)}}
+}
+
+// apply applies a batch that the journal has committed, and publishes the
+// events of its changes in order, under the lock (see mu).
+func (s *store) apply(batch []*change, publish func(event)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range batch {
+		switch c.outcome {
+		case stored:
+			s.add(c.pour)
+			publish(event{Event: "pour", Pour: &c.pour})
+		case deleted:
+			s.remove(c.delete)
+			publish(event{Event: "deleted", ID: c.delete})
+		}
+	}
+}
+
+// withReport calls f with a report of the pours stored now, under the
+// lock (see mu): no event is published between the report and what f
+// puts in the stream.
+func (s *store) withReport(f func(report)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	f(s.tally())
+}
+
+// report returns a report of the pours stored now.
+func (s *store) report() report {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tally()
+}
+
+// size returns how many pours are stored now.
+func (s *store) size() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.stored.all)
+}
+
+// counters returns what each tap has poured since start-up, and the
+// deletes since start-up.
+func (s *store) counters() (map[int64]counts, int64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return maps.Clone(s.counted), s.deletes
+}
+
+// tapSums returns, for each tap with a stored pour, its pours, their
+// volume and when the last was stored.
+func (s *store) tapSums() map[int64]tapInfo {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	sums := make(map[int64]tapInfo, len(s.taps))
+	for id, t := range s.taps {
+		last := s.pours[t.all[len(t.all)-1]].At
+		sums[id] = tapInfo{LastPour: &last, Beers: len(t.all), Volume: float64(t.microlitres) / 1000}
+	}
+	return sums
 }
 
 // get returns the stored pour with the given id.
@@ -81,7 +147,7 @@ func (s *store) after(f filter, id int64, limit int) []pour {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	list := s.matching(f)
-	k, _ := slices.BinarySearchFunc(list, id, func(i int32, id int64) int { return cmp.Compare(s.pours[i].ID, id+1) })
+	k, _ := slices.BinarySearchFunc(list, id+1, func(i int32, id int64) int { return cmp.Compare(s.pours[i].ID, id) })
 	return s.copyOut(list[k:], limit)
 }
 
@@ -132,8 +198,8 @@ func (s *store) find(id int64) (int32, bool) {
 
 // byPourID returns the pour, stored or deleted, that tap sent under
 // pourID. The caller holds mu or is the journal's writer.
-func (s *store) byPourID(tap int64, pourID string) (pour, bool) {
-	return s.pourIDs.find(s.pours, pourKey{tap, pourID})
+func (s *store) byPourID(key pourKey) (pour, bool) {
+	return s.pourIDs.find(s.pours, key)
 }
 
 // add stores p, whose id is higher than any before. The caller holds mu.
@@ -196,6 +262,25 @@ func (s *store) load(pours []pour, deleted []bool) {
 	s.pours = pours
 	for i := range pours {
 		s.index(int32(i), !deleted[i])
+	}
+}
+
+// kept returns how many pours a compacted journal keeps: the stored ones,
+// and the deleted ones that had a pourId. The caller is the journal's writer.
+func (s *store) kept() int { return len(s.stored.all) + s.graves }
+
+// eachKept calls f with every pour a compacted journal keeps, in id order,
+// and whether it is stored. The caller is the journal's writer.
+func (s *store) eachKept(f func(p *pour, stored bool)) {
+	stored := s.stored.all
+	for i := range s.pours {
+		isStored := len(stored) > 0 && stored[0] == int32(i)
+		if isStored {
+			stored = stored[1:]
+		}
+		if isStored || s.pours[i].PourID != "" {
+			f(&s.pours[i], isStored)
+		}
 	}
 }
 
@@ -267,8 +352,8 @@ type tapReport struct {
 	Share  float64 `json:"share"` // percent of all stored pours, to two decimals
 }
 
-// report returns the metrics of the pours stored now. The caller holds mu.
-func (s *store) report() report {
+// tally returns the report of the pours stored now. The caller holds mu.
+func (s *store) tally() report {
 	r := report{Total: len(s.stored.all), Volume: float64(s.stored.microlitres) / 1000,
 		Taps: make(map[int64]tapReport), Types: make(map[glass]int, glassCount)}
 	for g := range glassCount {

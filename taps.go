@@ -61,12 +61,10 @@ func handleTaps(s *store, p *presence, a *auth) http.HandlerFunc {
 				known[who.tap] = tapInfo{tapStatus: tapStatus{TapID: who.tap, Since: p.start}}
 			}
 		}
-		s.mu.RLock()
-		for id, t := range s.taps {
-			last := s.pours[t.all[len(t.all)-1]].At
-			known[id] = tapInfo{tapStatus{TapID: id, Since: p.start}, &last, len(t.all), float64(t.microlitres) / 1000}
+		for id, sum := range s.tapSums() {
+			sum.tapStatus = tapStatus{TapID: id, Since: p.start}
+			known[id] = sum
 		}
-		s.mu.RUnlock()
 		p.mu.Lock()
 		for id, st := range p.taps {
 			info := known[id]
