@@ -184,9 +184,8 @@ func TestSubscriberChurnLeavesNoGoroutines(t *testing.T) {
 	do(t, "GET", ts.url+"/healthz", "") // the server is serving, and the connection kept alive
 	base := runtime.NumGoroutine()
 	ctx := context.Background()
-	u := "ws" + strings.TrimPrefix(ts.url, "http") + "/sockets/beers"
 	for i := range 500 {
-		c, _, err := websocket.Dial(ctx, u, nil)
+		c, _, err := websocket.Dial(ctx, ts.socketURL(""), nil)
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}
@@ -353,7 +352,7 @@ func TestDeadPeerIsFoundByThePing(t *testing.T) {
 	checkSamples(t, ts.metrics(t), map[string]float64{`altair_subscribers_dropped_total{reason="dead"}`: 1})
 	// A peer that reads, and so answers, stays.
 	var pings atomic.Int32
-	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(ts.url, "http")+"/sockets/beers",
+	c, _, err := websocket.Dial(context.Background(), ts.socketURL(""),
 		&websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool { pings.Add(1); return true }})
 	if err != nil {
 		t.Fatal(err)

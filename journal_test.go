@@ -11,28 +11,12 @@ import (
 	"time"
 )
 
-// everything lists every stored pour, oldest first.
-func (ts *testServer) everything(t *testing.T) []apiBeer {
-	t.Helper()
-	var all []apiBeer
-	for page := 1; ; page++ {
-		l := ts.list(t, fmt.Sprintf("?page=%d&page_size=1000", page))
-		all = append(all, l.Beers...)
-		if len(l.Beers) < 1000 {
-			return all
-		}
-	}
-}
-
 func TestRestartReplaysEveryChange(t *testing.T) {
 	t.Parallel()
 	data := filepath.Join(t.TempDir(), "beers.jsonl")
 	ts := startServer(t, "DATA_FILE="+data)
 	for i := range 10 {
-		p := sentPour{tap: i%3 + 1, volume: float64(100 + i*90), pourID: fmt.Sprintf("p%d", i)}
-		if r := do(t, "POST", ts.url+"/api/beers", p.body()); r.status != 201 {
-			t.Fatalf("POST %s = %d %s", p.body(), r.status, r.body)
-		}
+		ts.send(t, sentPour{tap: i%3 + 1, volume: float64(100 + i*90), pourID: fmt.Sprintf("p%d", i)})
 	}
 	do(t, "DELETE", ts.url+"/api/beers/3", "")
 	do(t, "DELETE", ts.url+"/api/beers/10", "") // the highest id: never issued again
@@ -232,12 +216,11 @@ func TestCompactionWhileServing(t *testing.T) {
 		t.Errorf("the next id after compaction = %d; want %d", b.ID, pours+2)
 	}
 	r := do(t, "POST", again.url+"/api/beers", sentPour{1, 100, "p0"}.body())
-	var p0 beerBody
-	decode(t, r, &p0)
-	if r.status != 200 || p0.Beer.PourID != "p0" || p0.Beer.ID > pours-kept {
+	p0 := beerOf(t, r)
+	if r.status != 200 || p0.PourID != "p0" || p0.ID > pours-kept {
 		t.Errorf("repeat of deleted pour p0 after compaction = %d %s; want 200 and the deleted pour", r.status, r.body)
 	}
-	checkError(t, do(t, "GET", fmt.Sprintf("%s/api/beers/%d", again.url, p0.Beer.ID), ""), 404, "no pour has id")
+	checkError(t, do(t, "GET", fmt.Sprintf("%s/api/beers/%d", again.url, p0.ID), ""), 404, "no pour has id")
 	if left, _ := filepath.Glob(data + ".compact-*"); len(left) != 0 {
 		t.Errorf("compaction left %v behind", left)
 	}
@@ -291,7 +274,7 @@ func TestAFailedWriteRefusesChanges(t *testing.T) {
 	if err := os.WriteFile(limited, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ts := startServerProcess(t, limited, data)
+	ts := startBinary(t, limited, "DATA_FILE="+data)
 	var acked []apiBeer
 	var refused response
 	for i := 0; refused.status == 0; i++ {
@@ -300,9 +283,7 @@ func TestAFailedWriteRefusesChanges(t *testing.T) {
 		}
 		r := do(t, "POST", ts.url+"/api/beers", `{"tapId":1,"volume":500}`)
 		if r.status == 201 {
-			var b beerBody
-			decode(t, r, &b)
-			acked = append(acked, b.Beer)
+			acked = append(acked, beerOf(t, r))
 		} else {
 			refused = r
 		}
@@ -328,7 +309,7 @@ func TestAFailedWriteRefusesChanges(t *testing.T) {
 		t.Errorf("reads after the failure list %d pours; want the %d acknowledged", len(got), len(acked))
 	}
 	ts.stop()
-	again := startServerProcess(t, bin, data)
+	again := startBinary(t, bin, "DATA_FILE="+data)
 	if got := again.everything(t); fmt.Sprint(got) != fmt.Sprint(acked) {
 		t.Errorf("after a restart the server holds %d pours; want the %d acknowledged", len(got), len(acked))
 	}

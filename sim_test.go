@@ -23,7 +23,7 @@ func TestSimulator(t *testing.T) {
 	server := buildBinary(t, ".")
 	data := filepath.Join(t.TempDir(), "beers.jsonl")
 	tokens := "TAP_TOKENS=5:" + tap1Token
-	ts := startServerProcess(t, server, data, tokens, "ADMIN_TOKEN="+adminToken)
+	ts := startBinary(t, server, "DATA_FILE="+data, tokens, "ADMIN_TOKEN="+adminToken)
 	u, _ := url.Parse(ts.url)
 	tap := startProcess(t, buildBinary(t, "./client"), "INET_ADDR="+u.Host, "TAP_ID=5", "POUR_INTERVAL=40ms", "TAP_TOKEN="+tap1Token)
 
@@ -45,7 +45,7 @@ func TestSimulator(t *testing.T) {
 	waitFor(t, 10*time.Second, "the simulator to keep pours while the server is down", func() bool {
 		return strings.Count(tap.out.String(), "could not deliver a pour") >= 2
 	})
-	ts = startServerProcess(t, server, data, tokens, "ADMIN_TOKEN="+adminToken, "PORT="+u.Port())
+	ts = startBinary(t, server, "DATA_FILE="+data, tokens, "ADMIN_TOKEN="+adminToken, "PORT="+u.Port())
 	waitFor(t, 20*time.Second, "the simulator to subscribe again", func() bool {
 		return strings.Count(tap.out.String(), "subscribed to the server's events") >= 2
 	})
@@ -81,7 +81,7 @@ func TestSimulatorOverTLS(t *testing.T) {
 	ca := filepath.Join(dir, "ca.pem")
 	os.WriteFile(ca, authority.pem, 0o644)
 	env := append(authority.issue(t, dir, 9), "TAP_TOKENS=5:"+tap1Token)
-	ts := startServerProcess(t, buildBinary(t, "."), memoryOnly, env...)
+	ts := startBinary(t, buildBinary(t, "."), env...)
 	tap := startProcess(t, buildBinary(t, "./client"), "SERVER_URL="+ts.url, "TLS_CA_FILE="+ca,
 		"TAP_ID=5", "POUR_INTERVAL=40ms", "TAP_TOKEN="+tap1Token)
 	waitFor(t, 10*time.Second, "3 pours of tap 5 over HTTPS", func() bool { return ts.list(t, "?tapId=5").Total >= 3 })
