@@ -25,7 +25,8 @@ var protected = []string{"TAP_TOKENS=1:" + tap1Token + ",2:" + tap2Token, "ADMIN
 	"SCREEN_TOKENS=bar-tv:" + screenToken}
 
 // TestAccess checks every caller against every action, in open and in
-// protected mode, with the exact status for each.
+// protected mode, with the exact status for each, and that open mode is
+// announced at start-up.
 func TestAccess(t *testing.T) {
 	t.Parallel()
 	callers := []struct{ name, token string }{
@@ -33,19 +34,14 @@ func TestAccess(t *testing.T) {
 		{"screen", screenToken},
 	}
 	actions := []string{"POST for tap 1", "POST for tap 2", "DELETE", "GET list", "GET one", "report", "subscribe"}
+	open := []int{201, 201, 204, 200, 200, 200, 101} // for every caller
 	modes := []struct {
 		name string
 		env  []string
 		want map[string][]int // caller -> status per action
 	}{
-		{"open", nil, map[string][]int{
-			"no token":    {201, 201, 204, 200, 200, 200, 101},
-			"wrong token": {201, 201, 204, 200, 200, 200, 101},
-			"tap 1":       {201, 201, 204, 200, 200, 200, 101},
-			"tap 2":       {201, 201, 204, 200, 200, 200, 101},
-			"admin":       {201, 201, 204, 200, 200, 200, 101},
-			"screen":      {201, 201, 204, 200, 200, 200, 101},
-		}},
+		{"open", nil, map[string][]int{"no token": open, "wrong token": open, "tap 1": open, "tap 2": open,
+			"admin": open, "screen": open}},
 		{"protected", protected, map[string][]int{
 			"no token":    {401, 401, 401, 200, 200, 200, 401},
 			"wrong token": {401, 401, 401, 200, 200, 200, 401},
@@ -59,6 +55,9 @@ func TestAccess(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
 			ts := startServer(t, mode.env...)
+			if warned := strings.Contains(ts.logs.String(), "authentication is off"); warned != (mode.env == nil) {
+				t.Errorf("warned at start-up that writes are unauthenticated: %v; want that in open mode only", warned)
+			}
 			for _, c := range callers {
 				for i, action := range actions {
 					t.Run(c.name+"/"+action, func(t *testing.T) {
@@ -150,13 +149,16 @@ func TestSubscribeWithQueryToken(t *testing.T) {
 	// The query token is for the WebSocket only.
 	checkError(t, do(t, "POST", ts.url+"/api/beers?token="+adminToken, `{"tapId":1,"volume":500}`), 401, "token")
 	// No token ever reaches a log line.
-	waitFor(t, time.Second, "the request lines to be logged", func() bool {
-		return strings.Contains(ts.logs.String(), "token=REDACTED")
-	})
-	logs := ts.logs.String()
-	for _, secret := range []string{tap1Token, tap2Token, adminToken} {
-		if strings.Contains(logs, secret) {
-			t.Errorf("the logs contain a token:\n%s", logs)
+	ts.logs.waitFor(t, time.Second, 1, "token=REDACTED")
+	checkNoSecret(t, ts.logs.String(), tap1Token, tap2Token, adminToken)
+}
+
+// checkNoSecret fails if text, a log or an error, shows any of secrets.
+func checkNoSecret(t *testing.T, text string, secrets ...string) {
+	t.Helper()
+	for _, secret := range secrets {
+		if strings.Contains(text, secret) {
+			t.Errorf("%q shows up in:\n%s", secret, text)
 		}
 	}
 }
@@ -174,14 +176,6 @@ func TestTapTokensFile(t *testing.T) {
 	}
 	if !strings.Contains(ts.logs.String(), "ADMIN_TOKEN is not set") {
 		t.Errorf("no warning that nobody can delete without ADMIN_TOKEN")
-	}
-}
-
-func TestOpenModeWarns(t *testing.T) {
-	t.Parallel()
-	ts := startServer(t)
-	if !strings.Contains(ts.logs.String(), "authentication is off") {
-		t.Errorf("no start-up warning that writes are unauthenticated:\n%s", ts.logs)
 	}
 }
 
@@ -219,11 +213,7 @@ func TestBadTokenSettingsStopStartUp(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("start-up error %v; want one containing %q", err, tt.want)
 			}
-			for _, secret := range []string{"secret-1", "secret-2"} {
-				if strings.Contains(err.Error(), secret) {
-					t.Errorf("the error %q shows a token", err)
-				}
-			}
+			checkNoSecret(t, err.Error(), "secret-1", "secret-2")
 		})
 	}
 }
@@ -289,7 +279,7 @@ func TestTokenAsSubprotocol(t *testing.T) {
 		t.Errorf("a wrong token as a subprotocol: %v, %v; want a 401 before the upgrade", resp, err)
 	}
 	c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, 5*time.Second, "the disconnect line", func() bool { return strings.Contains(ts.logs.String(), "subscriber disconnected") })
+	ts.logs.waitFor(t, 5*time.Second, 1, "subscriber disconnected")
 	logs := ts.logs.String()
 	if strings.Contains(logs, screenToken) || !strings.Contains(logs, `"screen":"bar-tv"`) {
 		t.Errorf("the logs should name the screen and never show its token:\n%s", logs)

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -54,11 +53,18 @@ func TestRestartReplaysEveryChange(t *testing.T) {
 // server on it and returns the server and the path.
 func startWithJournal(t *testing.T, lines string) (*testServer, string) {
 	t.Helper()
+	data := writeJournal(t, lines)
+	return startServer(t, "DATA_FILE="+data), data
+}
+
+// writeJournal writes lines as the journal at a new path and returns it.
+func writeJournal(t *testing.T, lines string) string {
+	t.Helper()
 	data := filepath.Join(t.TempDir(), "beers.jsonl")
 	if err := os.WriteFile(data, []byte(lines), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return startServer(t, "DATA_FILE="+data), data
+	return data
 }
 
 // pourLine is the journal line of a pour of 500 ml by tap 1.
@@ -129,9 +135,8 @@ func TestStartUpRefusesACorruptLineBeforeTheEnd(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			data := filepath.Join(t.TempDir(), "beers.jsonl")
 			journal := pourLine(1) + tt.line + pourLine(9)
-			os.WriteFile(data, []byte(journal), 0o644)
+			data := writeJournal(t, journal)
 			err := startupError(t, "DATA_FILE="+data)
 			if !strings.Contains(err.Error(), data) || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("start-up error %v; want one naming %s, line 2 and %q", err, data, tt.want)
@@ -167,28 +172,18 @@ func TestCompactionWhileServing(t *testing.T) {
 	}
 	sub := ts.subscribe(t, "")
 	const pours, kept = 700, 40
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := w; i < pours; i += 4 {
-				pourID := ""
-				if i%2 == 0 {
-					pourID = fmt.Sprintf("p%d", i)
-				}
-				r := do(t, "POST", ts.url+"/api/beers", sentPour{i%4 + 1, float64(100 + i), pourID}.body())
-				if r.status != 201 {
-					t.Errorf("POST = %d %s", r.status, r.body)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	ts.sendAll(t, 4, pours, func(i int) sentPour {
+		if i%2 == 0 {
+			return sentPour{i%4 + 1, float64(100 + i), fmt.Sprintf("p%d", i)}
+		}
+		return sentPour{i%4 + 1, float64(100 + i), ""}
+	})
 	for id := 1; id <= pours-kept; id++ {
 		if r := do(t, "DELETE", fmt.Sprintf("%s/api/beers/%d", ts.url, id), ""); r.status != 204 {
 			t.Fatalf("DELETE %d = %d %s", id, r.status, r.body)
 		}
 	}
-	waitFor(t, 10*time.Second, "the compaction", func() bool { return strings.Contains(ts.logs.String(), "compacted the journal") })
+	ts.logs.waitFor(t, 10*time.Second, 1, "compacted the journal")
 	if info, err := os.Stat(data); err != nil {
 		t.Fatal(err)
 	} else if info.Mode().Perm() != 0o640 {
@@ -228,8 +223,7 @@ func TestCompactionWhileServing(t *testing.T) {
 
 func TestStartUpRemovesAnInterruptedCompaction(t *testing.T) {
 	t.Parallel()
-	data := filepath.Join(t.TempDir(), "beers.jsonl")
-	os.WriteFile(data, []byte(pourLine(1)+pourLine(2)), 0o644)
+	data := writeJournal(t, pourLine(1)+pourLine(2))
 	// A crash while writing a snapshot leaves a half-written file beside
 	// the journal, which is whole.
 	left := data + ".compact-12345"

@@ -20,20 +20,12 @@ import (
 func TestHealthcheckCommand(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	port := ts.url[strings.LastIndex(ts.url, ":")+1:]
-	env := func(p string) func(string) string {
-		return func(k string) string {
-			if k == "PORT" {
-				return p
-			}
-			return ""
-		}
-	}
-	if got := healthcheck(env(port)); got != 0 {
+	env := getenvOf([]string{"PORT=" + ts.url[strings.LastIndex(ts.url, ":")+1:]})
+	if got := healthcheck(env); got != 0 {
 		t.Errorf("healthcheck against a healthy server = %d; want 0", got)
 	}
 	ts.stop()
-	if got := healthcheck(env(port)); got != 1 {
+	if got := healthcheck(env); got != 1 {
 		t.Errorf("healthcheck against a stopped server = %d; want 1", got)
 	}
 }
@@ -121,10 +113,8 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatalf("the server answered %q, %v; want 100 Continue", line, err)
 	}
 	replies.ReadString('\n') // the blank line after it
-	ts.proc.signal(syscall.SIGTERM)
-	waitFor(t, 5*time.Second, "the server to begin shutting down", func() bool {
-		return strings.Contains(ts.logs.String(), `"msg":"shutting down"`)
-	})
+	ts.proc.send(syscall.SIGTERM)
+	ts.logs.waitFor(t, 5*time.Second, 1, `"msg":"shutting down"`)
 	conn.Write([]byte(body))
 	resp, err := http.ReadResponse(replies, nil)
 	if err != nil {

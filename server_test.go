@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -82,7 +84,7 @@ func startServerWithClock(t testing.TB, clock func() time.Time, env ...string) *
 func startBinary(t testing.TB, bin string, env ...string) *testServer {
 	t.Helper()
 	env = testEnv(env)
-	return serving(t, startProcess(t, bin, env...), env)
+	return serving(t, startProcess(t, exec.Command(bin), env...), env)
 }
 
 // startupError runs the server as startServer does and returns the error
@@ -121,7 +123,7 @@ func serving(t testing.TB, p *process, env []string) *testServer {
 		t.Fatalf("%s did not listen within 20s; logs:\n%s", p.name, p.out)
 	}
 	ts.stop = func() {
-		if p.signalled { // stopped already, or the test checks its end itself
+		if p.signalled { // stopped already, by the test or by this
 			return
 		}
 		if err := p.stop(t, syscall.SIGTERM); err != nil {
@@ -133,10 +135,10 @@ func serving(t testing.TB, p *process, env []string) *testServer {
 }
 
 // runInProcess runs the server in this process with env as its
-// environment and clock as its clock. Any signal stops it as SIGTERM does.
+// environment and clock as its clock.
 func runInProcess(t testing.TB, clock func() time.Time, env []string) *process {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &process{name: "the server", send: func(os.Signal) { cancel() }, out: newLogCapture(), exited: make(chan struct{})}
+	p := &process{name: "the server", send: func(syscall.Signal) { cancel() }, out: newLogCapture(), exited: make(chan struct{})}
 	_, p.out.quiet = t.(*testing.B)
 	go func() {
 		defer close(p.exited)
@@ -151,62 +153,52 @@ func runInProcess(t testing.TB, clock func() time.Time, env []string) *process {
 	return p
 }
 
-// startProcess runs bin with env added to the test's environment.
-func startProcess(t testing.TB, bin string, env ...string) *process {
+// startProcess runs cmd with env added to the test's environment, in a
+// process group of its own so that a signal reaches its helpers too.
+func startProcess(t testing.TB, cmd *exec.Cmd, env ...string) *process {
 	t.Helper()
-	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), env...)
-	p := &process{name: filepath.Base(bin), send: func(sig os.Signal) { cmd.Process.Signal(sig) },
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p := &process{name: filepath.Base(cmd.Path), send: func(sig syscall.Signal) { syscall.Kill(-cmd.Process.Pid, sig) },
 		out: newLogCapture(), exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+		t.Fatalf("start %s: %v", cmd.Path, err)
 	}
 	go func() { p.err = cmd.Wait(); close(p.exited) }()
 	p.endWithTest(t)
 	return p
 }
 
-var builds sync.Map // package path -> *build
-
-type build struct {
-	once sync.Once
-	path string
-	err  error
-	out  []byte
-}
+var builds sync.Map // package path -> func() (binary path, error), which builds it once
 
 // buildBinary builds the package pkg (".", "./client") once per test run
 // and returns the binary's path.
 func buildBinary(t *testing.T, pkg string) string {
 	t.Helper()
-	v, _ := builds.LoadOrStore(pkg, &build{})
-	b := v.(*build)
-	b.once.Do(func() {
-		b.path = filepath.Join(binDir, "bin"+strings.ReplaceAll(strings.Trim(pkg, "./"), "/", "-"))
-		b.out, b.err = exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput()
-	})
-	if b.err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, b.err, b.out)
+	build, _ := builds.LoadOrStore(pkg, sync.OnceValues(func() (string, error) {
+		path := filepath.Join(binDir, "bin"+strings.ReplaceAll(strings.Trim(pkg, "./"), "/", "-"))
+		if out, err := exec.Command("go", "build", "-o", path, pkg).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+		return path, nil
+	}))
+	path, err := build.(func() (string, error))()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return b.path
+	return path
 }
 
 // A process is a program the test started, or the server run in-process,
 // with its output kept.
 type process struct {
-	name      string          // for messages
-	send      func(os.Signal) // delivers a signal
-	signalled bool            // the test has sent a signal, and sees to the end itself
-	out       *logCapture     // what it wrote
-	exited    chan struct{}   // closed when it has ended
-	err       error           // how it ended, once exited is closed
-}
-
-// signal sends sig to p.
-func (p *process) signal(sig os.Signal) {
-	p.signalled = true
-	p.send(sig)
+	name      string               // for messages
+	send      func(syscall.Signal) // delivers a signal; in-process, any signal stops the server as SIGTERM does
+	signalled bool                 // the test has stopped it, and sees to how it ended
+	out       *logCapture          // what it wrote
+	exited    chan struct{}        // closed when it has ended
+	err       error                // how it ended, once exited is closed
 }
 
 // wait waits up to 20 s for p to end and returns how it ended.
@@ -222,9 +214,10 @@ func (p *process) wait(t testing.TB) error {
 }
 
 // stop sends sig and waits for p to end.
-func (p *process) stop(t testing.TB, sig os.Signal) error {
+func (p *process) stop(t testing.TB, sig syscall.Signal) error {
 	t.Helper()
-	p.signal(sig)
+	p.signalled = true
+	p.send(sig)
 	return p.wait(t)
 }
 
@@ -232,7 +225,7 @@ func (p *process) stop(t testing.TB, sig os.Signal) error {
 // its output if the test failed.
 func (p *process) endWithTest(t testing.TB) {
 	t.Cleanup(func() {
-		p.send(os.Kill)
+		p.send(syscall.SIGKILL)
 		p.wait(t)
 		if t.Failed() {
 			t.Logf("output of %s:\n%s", p.name, p.out)
@@ -273,6 +266,14 @@ func (l *logCapture) String() string {
 	return l.buf.String()
 }
 
+// waitFor waits up to timeout for text to be logged n times.
+func (l *logCapture) waitFor(t *testing.T, timeout time.Duration, n int, text string) {
+	t.Helper()
+	waitFor(t, timeout, fmt.Sprintf("%q to be logged %d times", text, n), func() bool {
+		return strings.Count(l.String(), text) >= n
+	})
+}
+
 // waitFor waits up to timeout for cond to hold, checking every 10ms.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -287,22 +288,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 // A testClock is a server's clock that stands still until the test
 // advances it, so that every pour's time is known.
-type testClock struct {
-	mu sync.Mutex
-	at time.Time
-}
+type testClock struct{ ms atomic.Int64 } // Unix milliseconds
 
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.at
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.at = c.at.Add(d)
-}
+func (c *testClock) now() time.Time { return time.UnixMilli(c.ms.Load()).UTC() }
 
 // response is an answer read whole.
 type response struct {
@@ -372,7 +360,10 @@ func checkError(t *testing.T, r response, status int, part string) {
 	if r.status != status {
 		t.Fatalf("status = %d %s; want %d", r.status, r.body, status)
 	}
-	var e errorBody
+	var e struct {
+		Status  int    `json:"status"`
+		Message string `json:"message"`
+	}
 	decode(t, r, &e)
 	if e.Status != status || !strings.Contains(e.Message, part) {
 		t.Errorf("error = %+v; want status %d and a message containing %q", e, status, part)
@@ -414,11 +405,6 @@ type tapShare struct {
 	Share  float64 `json:"share"`
 }
 
-type errorBody struct {
-	Status  int    `json:"status"`
-	Message string `json:"message"`
-}
-
 // A sentPour is a pour as a tap sends it.
 type sentPour struct {
 	tap    int
@@ -441,6 +427,28 @@ func (ts *testServer) send(t *testing.T, p sentPour, header ...string) apiBeer {
 		t.Fatalf("POST %s = %d %s; want 201", p.body(), r.status, r.body)
 	}
 	return beerOf(t, r)
+}
+
+// sendAll sends n pours from posters at once, the ith of(i), and returns
+// them as stored, failing unless each is a 201.
+func (ts *testServer) sendAll(t *testing.T, posters, n int, of func(i int) sentPour) []apiBeer {
+	stored := make([]apiBeer, n)
+	var wg sync.WaitGroup
+	for w := range posters {
+		wg.Go(func() {
+			for i := w; i < n; i += posters {
+				r := do(t, "POST", ts.url+"/api/beers", of(i).body())
+				var b beerBody
+				if err := json.Unmarshal(r.body, &b); err != nil || r.status != http.StatusCreated {
+					t.Errorf("POST %s = %d %s; want 201", of(i).body(), r.status, r.body)
+					return
+				}
+				stored[i] = b.Beer
+			}
+		})
+	}
+	wg.Wait()
+	return stored
 }
 
 // pour posts a pour without a pourId, as send does.
@@ -552,19 +560,14 @@ func (s *subscription) read(timeout time.Duration) (wsEvent, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	typ, msg, err := s.conn.Read(ctx)
-	if err != nil {
-		return wsEvent{}, err
-	}
 	var e wsEvent
-	if typ != websocket.MessageText {
-		return e, errors.New("got a binary message; want text")
+	if err != nil || typ != websocket.MessageText {
+		return e, cmp.Or(err, errors.New("got a binary message; want text"))
 	}
 	dec := json.NewDecoder(bytes.NewReader(msg))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
-		return e, err
-	}
-	return e, nil
+	err = dec.Decode(&e)
+	return e, err
 }
 
 // nextPour reads the next event and fails unless it is the pour of want.
