@@ -55,8 +55,9 @@ func TestAccess(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
 			ts := startServer(t, mode.env...)
-			if warned := strings.Contains(ts.logs.String(), "authentication is off"); warned != (mode.env == nil) {
-				t.Errorf("warned at start-up that writes are unauthenticated: %v; want that in open mode only", warned)
+			warned := strings.Contains(ts.logs.String(), "authentication is off")
+			if warned != (mode.env == nil) {
+				t.Errorf("warned of unauthenticated writes: %v; want a warning in open mode only", warned)
 			}
 			for _, c := range callers {
 				for i, action := range actions {

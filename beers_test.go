@@ -144,10 +144,9 @@ func TestListBeers(t *testing.T) {
 	tap2 := pick(func(b apiBeer) bool { return b.TapID != 2 })
 	tap2Steins := pick(func(b apiBeer) bool { return b.TapID != 2 || b.Type != "stein" })
 	tests := []struct {
-		query      string
-		want       []apiBeer
-		page, size int
-		total      int
+		query             string
+		want              []apiBeer
+		page, size, total int
 	}{
 		{"", all, 1, 50, 30},
 		{"?page=1&page_size=10", all[:10], 1, 10, 30},
@@ -414,12 +413,7 @@ func TestChunkedBodyOverTheLimit(t *testing.T) {
 	body := io.MultiReader(strings.NewReader(`{"tapId":1,"volume":500,"pourId":"`), strings.NewReader(strings.Repeat("x", 70<<10)))
 	req, _ := http.NewRequest("POST", ts.url+"/api/beers", body) // an io.Reader of unknown length: chunked
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	checkError(t, response{resp.StatusCode, resp.Header, b}, 413, "over 64 KiB")
+	checkError(t, readAnswer(t, "POST of a chunked body", resp, err), 413, "over 64 KiB")
 	if l := ts.list(t, ""); l.Total != 0 {
 		t.Errorf("an oversized body stored %d pours", l.Total)
 	}

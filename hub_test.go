@@ -177,9 +177,10 @@ func TestSubscriberChurnLeavesNoGoroutines(t *testing.T) {
 			c.CloseNow() // a peer that vanishes without a close frame
 		}
 	}
-	waitFor(t, 5*time.Second, "the subscribers' goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
+	atMost := func(n int) func() bool { return func() bool { return runtime.NumGoroutine() <= n } }
+	waitFor(t, 5*time.Second, "the subscribers' goroutines to end", atMost(base))
 	ts.stop()
-	waitFor(t, 5*time.Second, "the server's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	waitFor(t, 5*time.Second, "the server's goroutines to end", atMost(before))
 }
 
 func TestSubscriberSendingDataIsClosed(t *testing.T) {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,9 +16,15 @@ import (
 	"github.com/coder/websocket"
 )
 
-func TestHealthcheckCommand(t *testing.T) {
+// TestHealth asks GET /healthz, then runs the healthcheck command against
+// a healthy server and a stopped one.
+func TestHealth(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
+	r := do(t, "GET", ts.url+"/healthz", "")
+	if r.status != 200 || strings.TrimSpace(string(r.body)) != `{"status":"ok"}` {
+		t.Errorf("GET /healthz = %d %s; want 200 {\"status\":\"ok\"}", r.status, r.body)
+	}
 	env := getenvOf([]string{"PORT=" + ts.url[strings.LastIndex(ts.url, ":")+1:]})
 	if got := healthcheck(env); got != 0 {
 		t.Errorf("healthcheck against a healthy server = %d; want 0", got)
@@ -117,11 +122,7 @@ func TestSIGTERM(t *testing.T) {
 	ts.logs.waitFor(t, 5*time.Second, 1, `"msg":"shutting down"`)
 	conn.Write([]byte(body))
 	resp, err := http.ReadResponse(replies, nil)
-	if err != nil {
-		t.Fatalf("reading the answer to the request in flight: %v", err)
-	}
-	answer, _ := io.ReadAll(resp.Body)
-	r := response{resp.StatusCode, resp.Header, answer}
+	r := readAnswer(t, "the request in flight", resp, err)
 	if r.status != 201 {
 		t.Fatalf("the request in flight got %d %s; want 201", r.status, r.body)
 	}

@@ -27,20 +27,18 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "altair-test-bin")
-	if err != nil {
+	var err error
+	if binDir, err = os.MkdirTemp("", "altair-test-bin"); err != nil {
 		panic(err)
 	}
-	binDir = dir
 	authority = newTestCA()
 	testClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: authority.pool()}}}
 	code := m.Run()
-	os.RemoveAll(dir)
+	os.RemoveAll(binDir)
 	os.Exit(code)
 }
 
-// A testServer is the real program on a loopback port, run in-process or
-// as the built binary.
+// A testServer is the real program on a loopback port: in-process, or the built binary.
 type testServer struct {
 	url  string      // http://127.0.0.1:PORT, or https:// with a certificate
 	logs *logCapture // everything it logged
@@ -48,11 +46,11 @@ type testServer struct {
 	proc *process    // the server, to signal or wait for
 }
 
-// testEnv is the environment of every test server: loopback, a free port,
-// no journal file, no periodic report and JSON logs, then env (KEY=value
-// pairs), which wins.
+// testEnv is every test server's environment: loopback, a free port, no journal file, no
+// periodic report and JSON logs, then env (KEY=value pairs), which wins.
 func testEnv(env []string) []string {
-	defaults := []string{"HOST=127.0.0.1", "PORT=0", "DATA_FILE=" + memoryOnly, "REPORT_INTERVAL=0", "LOG_FORMAT=json"}
+	defaults := []string{"HOST=127.0.0.1", "PORT=0", "DATA_FILE=" + memoryOnly,
+		"REPORT_INTERVAL=0", "LOG_FORMAT=json"}
 	return append(defaults, env...)
 }
 
@@ -106,8 +104,7 @@ func startupError(t *testing.T, env ...string) error {
 	return nil
 }
 
-// serving waits for p, a server started with env, to listen, and stops it
-// at the end of the test unless the test has signalled it.
+// serving waits for p, a server started with env, to listen, and stops it with the test.
 func serving(t testing.TB, p *process, env []string) *testServer {
 	t.Helper()
 	ts := &testServer{logs: p.out, proc: p}
@@ -134,11 +131,11 @@ func serving(t testing.TB, p *process, env []string) *testServer {
 	return ts
 }
 
-// runInProcess runs the server in this process with env as its
-// environment and clock as its clock.
+// runInProcess runs the server in this process on env, with clock as its clock.
 func runInProcess(t testing.TB, clock func() time.Time, env []string) *process {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &process{name: "the server", send: func(syscall.Signal) { cancel() }, out: newLogCapture(), exited: make(chan struct{})}
+	p := &process{name: "the server", out: newLogCapture(), exited: make(chan struct{}),
+		send: func(syscall.Signal) { cancel() }}
 	_, p.out.quiet = t.(*testing.B)
 	go func() {
 		defer close(p.exited)
@@ -159,8 +156,8 @@ func startProcess(t testing.TB, cmd *exec.Cmd, env ...string) *process {
 	t.Helper()
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &process{name: filepath.Base(cmd.Path), send: func(sig syscall.Signal) { syscall.Kill(-cmd.Process.Pid, sig) },
-		out: newLogCapture(), exited: make(chan struct{})}
+	p := &process{name: filepath.Base(cmd.Path), out: newLogCapture(), exited: make(chan struct{}),
+		send: func(sig syscall.Signal) { syscall.Kill(-cmd.Process.Pid, sig) }}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", cmd.Path, err)
@@ -172,8 +169,7 @@ func startProcess(t testing.TB, cmd *exec.Cmd, env ...string) *process {
 
 var builds sync.Map // package path -> func() (binary path, error), which builds it once
 
-// buildBinary builds the package pkg (".", "./client") once per test run
-// and returns the binary's path.
+// buildBinary builds pkg (".", "./client") once per test run and returns the binary's path.
 func buildBinary(t *testing.T, pkg string) string {
 	t.Helper()
 	build, _ := builds.LoadOrStore(pkg, sync.OnceValues(func() (string, error) {
@@ -190,8 +186,7 @@ func buildBinary(t *testing.T, pkg string) string {
 	return path
 }
 
-// A process is a program the test started, or the server run in-process,
-// with its output kept.
+// A process is a program the test started, or the server in-process, with its output kept.
 type process struct {
 	name      string               // for messages
 	send      func(syscall.Signal) // delivers a signal; in-process, any signal stops the server as SIGTERM does
@@ -221,8 +216,7 @@ func (p *process) stop(t testing.TB, sig syscall.Signal) error {
 	return p.wait(t)
 }
 
-// endWithTest kills p at the end of the test, if it still runs, and shows
-// its output if the test failed.
+// endWithTest kills p with the test, if it still runs, and shows its output if the test failed.
 func (p *process) endWithTest(t testing.TB) {
 	t.Cleanup(func() {
 		p.send(syscall.SIGKILL)
@@ -312,13 +306,19 @@ func do(t *testing.T, method, url, body string, header ...string) response {
 	}
 	req.Header = headerOf(header)
 	resp, err := testClient.Do(req)
+	return readAnswer(t, method+" "+url, resp, err)
+}
+
+// readAnswer reads resp, the answer to what, failing on err.
+func readAnswer(t *testing.T, what string, resp *http.Response, err error) response {
+	t.Helper()
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, url, err)
+		t.Fatalf("%s: reading body: %v", what, err)
 	}
 	return response{resp.StatusCode, resp.Header, b}
 }
@@ -513,8 +513,7 @@ func (ts *testServer) socketURL(query string) string {
 	return "ws" + strings.TrimPrefix(ts.url, "http") + "/sockets/beers" + query
 }
 
-// subscribe connects to the server's stream as dial does, and reads the report that
-// every new subscriber gets first.
+// subscribe dials as dial does and reads the report that every new subscriber gets first.
 func (ts *testServer) subscribe(t *testing.T, query string, header ...string) *subscription {
 	t.Helper()
 	s := ts.dial(t, query, header...)
@@ -524,8 +523,7 @@ func (ts *testServer) subscribe(t *testing.T, query string, header ...string) *s
 	return s
 }
 
-// dial connects to the server's stream with query and header without
-// reading anything.
+// dial connects to the server's stream with query and header, reading nothing.
 func (ts *testServer) dial(t *testing.T, query string, header ...string) *subscription {
 	t.Helper()
 	c, _, err := ts.dialWebSocket(query, header...)
@@ -537,8 +535,7 @@ func (ts *testServer) dial(t *testing.T, query string, header ...string) *subscr
 	return &subscription{t: t, conn: c}
 }
 
-// dialWebSocket opens the server's stream with query and header (name,
-// value pairs), waiting up to 10 s.
+// dialWebSocket opens the server's stream with query and header (name, value pairs) within 10 s.
 func (ts *testServer) dialWebSocket(query string, header ...string) (*websocket.Conn, *http.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
