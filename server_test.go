@@ -156,8 +156,12 @@ func startProcess(t testing.TB, cmd *exec.Cmd, env ...string) *process {
 	t.Helper()
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &process{name: filepath.Base(cmd.Path), out: newLogCapture(), exited: make(chan struct{}),
-		send: func(sig syscall.Signal) { syscall.Kill(-cmd.Process.Pid, sig) }}
+	p := &process{name: filepath.Base(cmd.Path), out: newLogCapture(), exited: make(chan struct{})}
+	p.send = func(sig syscall.Signal) {
+		if cmd.Process.Signal(sig) == nil { // not yet reaped, so the group's id is still its own
+			syscall.Kill(-cmd.Process.Pid, sig)
+		}
+	}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", cmd.Path, err)
@@ -190,7 +194,7 @@ func buildBinary(t *testing.T, pkg string) string {
 type process struct {
 	name      string               // for messages
 	send      func(syscall.Signal) // delivers a signal; in-process, any signal stops the server as SIGTERM does
-	signalled bool                 // the test has stopped it, and sees to how it ended
+	signalled bool                 // stop was called: by the test, which checks how it ended, or by testServer.stop
 	out       *logCapture          // what it wrote
 	exited    chan struct{}        // closed when it has ended
 	err       error                // how it ended, once exited is closed
