@@ -25,7 +25,8 @@ var protected = []string{"TAP_TOKENS=1:" + tap1Token + ",2:" + tap2Token, "ADMIN
 	"SCREEN_TOKENS=bar-tv:" + screenToken}
 
 // TestAccess checks every caller against every action, in open and in
-// protected mode, with the exact status for each.
+// protected mode, with the exact status for each, and that open mode is
+// announced at start-up.
 func TestAccess(t *testing.T) {
 	t.Parallel()
 	callers := []struct{ name, token string }{
@@ -33,19 +34,14 @@ func TestAccess(t *testing.T) {
 		{"screen", screenToken},
 	}
 	actions := []string{"POST for tap 1", "POST for tap 2", "DELETE", "GET list", "GET one", "report", "subscribe"}
+	open := []int{201, 201, 204, 200, 200, 200, 101} // for every caller
 	modes := []struct {
 		name string
 		env  []string
 		want map[string][]int // caller -> status per action
 	}{
-		{"open", nil, map[string][]int{
-			"no token":    {201, 201, 204, 200, 200, 200, 101},
-			"wrong token": {201, 201, 204, 200, 200, 200, 101},
-			"tap 1":       {201, 201, 204, 200, 200, 200, 101},
-			"tap 2":       {201, 201, 204, 200, 200, 200, 101},
-			"admin":       {201, 201, 204, 200, 200, 200, 101},
-			"screen":      {201, 201, 204, 200, 200, 200, 101},
-		}},
+		{"open", nil, map[string][]int{"no token": open, "wrong token": open, "tap 1": open, "tap 2": open,
+			"admin": open, "screen": open}},
 		{"protected", protected, map[string][]int{
 			"no token":    {401, 401, 401, 200, 200, 200, 401},
 			"wrong token": {401, 401, 401, 200, 200, 200, 401},
@@ -59,6 +55,10 @@ func TestAccess(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
 			ts := startServer(t, mode.env...)
+			warned := strings.Contains(ts.logs.String(), "authentication is off")
+			if warned != (mode.env == nil) {
+				t.Errorf("warned of unauthenticated writes: %v; want a warning in open mode only", warned)
+			}
 			for _, c := range callers {
 				for i, action := range actions {
 					t.Run(c.name+"/"+action, func(t *testing.T) {
@@ -97,10 +97,8 @@ func (ts *testServer) attempt(t *testing.T, action, token string) (int, response
 		tap := action[len(action)-1:]
 		r = do(t, "POST", ts.url+"/api/beers", `{"tapId":`+tap+`,"volume":500}`, auth...)
 	case "DELETE":
-		victim := do(t, "POST", ts.url+"/api/beers", `{"tapId":3,"volume":500}`, admin...)
-		var b beerBody
-		decode(t, victim, &b)
-		r = do(t, "DELETE", fmt.Sprintf("%s/api/beers/%d", ts.url, b.Beer.ID), "", auth...)
+		victim := ts.pour(t, 3, 500, admin...)
+		r = do(t, "DELETE", fmt.Sprintf("%s/api/beers/%d", ts.url, victim.ID), "", auth...)
 	case "GET list":
 		r = do(t, "GET", ts.url+"/api/beers", "", auth...)
 	case "GET one":
@@ -152,13 +150,16 @@ func TestSubscribeWithQueryToken(t *testing.T) {
 	// The query token is for the WebSocket only.
 	checkError(t, do(t, "POST", ts.url+"/api/beers?token="+adminToken, `{"tapId":1,"volume":500}`), 401, "token")
 	// No token ever reaches a log line.
-	waitFor(t, time.Second, "the request lines to be logged", func() bool {
-		return strings.Contains(ts.logs.String(), "token=REDACTED")
-	})
-	logs := ts.logs.String()
-	for _, secret := range []string{tap1Token, tap2Token, adminToken} {
-		if strings.Contains(logs, secret) {
-			t.Errorf("the logs contain a token:\n%s", logs)
+	ts.logs.waitFor(t, time.Second, 1, "token=REDACTED")
+	checkNoSecret(t, ts.logs.String(), tap1Token, tap2Token, adminToken)
+}
+
+// checkNoSecret fails if text, a log or an error, shows any of secrets.
+func checkNoSecret(t *testing.T, text string, secrets ...string) {
+	t.Helper()
+	for _, secret := range secrets {
+		if strings.Contains(text, secret) {
+			t.Errorf("%q shows up in:\n%s", secret, text)
 		}
 	}
 }
@@ -179,54 +180,41 @@ func TestTapTokensFile(t *testing.T) {
 	}
 }
 
-func TestOpenModeWarns(t *testing.T) {
-	t.Parallel()
-	ts := startServer(t)
-	if !strings.Contains(ts.logs.String(), "authentication is off") {
-		t.Errorf("no start-up warning that writes are unauthenticated:\n%s", ts.logs)
-	}
-}
-
 func TestBadTokenSettingsStopStartUp(t *testing.T) {
 	t.Parallel()
 	missing := filepath.Join(t.TempDir(), "nope")
 	tests := []struct {
 		name string
-		env  map[string]string
+		env  []string
 		want string
 	}{
-		{"bad tap id", map[string]string{"TAP_TOKENS": "x:secret-1"}, "TAP_TOKENS entry 1 does not start with a tap id"},
-		{"tap id zero", map[string]string{"TAP_TOKENS": "0:secret-1"}, "does not start with a tap id"},
-		{"no colon", map[string]string{"TAP_TOKENS": "secret-1"}, "does not start with a tap id"},
-		{"empty token", map[string]string{"TAP_TOKENS": "1:secret-1,2:"}, "TAP_TOKENS entry 2: tap 2 has an empty token"},
-		{"same tap twice", map[string]string{"TAP_TOKENS": "1:secret-1,1:secret-2"}, "TAP_TOKENS: tap 1 is given twice"},
-		{"shared token", map[string]string{"TAP_TOKENS": "1:secret-1,2:secret-1"}, "TAP_TOKENS: taps 1 and 2 have the same token"},
-		{"admin is a tap", map[string]string{"TAP_TOKENS": "1:secret-1", "ADMIN_TOKEN": "secret-1"}, "ADMIN_TOKEN is also the token of tap 1 in TAP_TOKENS"},
-		{"both settings", map[string]string{"TAP_TOKENS": "1:secret-1", "TAP_TOKENS_FILE": missing}, "TAP_TOKENS and TAP_TOKENS_FILE are both set"},
-		{"missing file", map[string]string{"TAP_TOKENS_FILE": missing}, "TAP_TOKENS_FILE"},
-		{"screen without a name", map[string]string{"SCREEN_TOKENS": ":secret-1"}, "SCREEN_TOKENS entry 1 does not start with a name"},
-		{"screen name with a space", map[string]string{"SCREEN_TOKENS": "bar tv:secret-1"}, "SCREEN_TOKENS entry 1 does not start with a name"},
-		{"screen without a token", map[string]string{"SCREEN_TOKENS": "tv:secret-1,office:"}, `SCREEN_TOKENS entry 2: screen "office" has an empty token`},
-		{"screen twice", map[string]string{"SCREEN_TOKENS": "tv:secret-1,tv:secret-2"}, `SCREEN_TOKENS: screen "tv" is given twice`},
-		{"screen with a tap's token", map[string]string{"TAP_TOKENS": "1:secret-1", "SCREEN_TOKENS": "tv:secret-1"}, `SCREEN_TOKENS: screen "tv" has the token of a tap`},
-		{"screen with the admin's token", map[string]string{"ADMIN_TOKEN": "secret-1", "SCREEN_TOKENS": "tv:secret-1"}, `SCREEN_TOKENS: screen "tv" has the token of a tap, the admin`},
-		{"screens sharing a token", map[string]string{"SCREEN_TOKENS": "tv:secret-1,office:secret-1"}, `screen "office" has the token of`},
-		{"screen file and setting", map[string]string{"SCREEN_TOKENS": "tv:secret-1", "SCREEN_TOKENS_FILE": missing}, "SCREEN_TOKENS and SCREEN_TOKENS_FILE are both set"},
-		{"missing screen file", map[string]string{"SCREEN_TOKENS_FILE": missing}, "SCREEN_TOKENS_FILE"},
+		{"bad tap id", []string{"TAP_TOKENS=x:secret-1"}, "TAP_TOKENS entry 1 does not start with a tap id"},
+		{"tap id zero", []string{"TAP_TOKENS=0:secret-1"}, "does not start with a tap id"},
+		{"no colon", []string{"TAP_TOKENS=secret-1"}, "does not start with a tap id"},
+		{"empty token", []string{"TAP_TOKENS=1:secret-1,2:"}, "TAP_TOKENS entry 2: tap 2 has an empty token"},
+		{"same tap twice", []string{"TAP_TOKENS=1:secret-1,1:secret-2"}, "TAP_TOKENS: tap 1 is given twice"},
+		{"shared token", []string{"TAP_TOKENS=1:secret-1,2:secret-1"}, "TAP_TOKENS: taps 1 and 2 have the same token"},
+		{"admin is a tap", []string{"TAP_TOKENS=1:secret-1", "ADMIN_TOKEN=secret-1"}, "ADMIN_TOKEN is also the token of tap 1 in TAP_TOKENS"},
+		{"both settings", []string{"TAP_TOKENS=1:secret-1", "TAP_TOKENS_FILE=" + missing}, "TAP_TOKENS and TAP_TOKENS_FILE are both set"},
+		{"missing file", []string{"TAP_TOKENS_FILE=" + missing}, "TAP_TOKENS_FILE"},
+		{"screen without a name", []string{"SCREEN_TOKENS=:secret-1"}, "SCREEN_TOKENS entry 1 does not start with a name"},
+		{"screen name with a space", []string{"SCREEN_TOKENS=bar tv:secret-1"}, "SCREEN_TOKENS entry 1 does not start with a name"},
+		{"screen without a token", []string{"SCREEN_TOKENS=tv:secret-1,office:"}, `SCREEN_TOKENS entry 2: screen "office" has an empty token`},
+		{"screen twice", []string{"SCREEN_TOKENS=tv:secret-1,tv:secret-2"}, `SCREEN_TOKENS: screen "tv" is given twice`},
+		{"screen with a tap's token", []string{"TAP_TOKENS=1:secret-1", "SCREEN_TOKENS=tv:secret-1"}, `SCREEN_TOKENS: screen "tv" has the token of a tap`},
+		{"screen with the admin's token", []string{"ADMIN_TOKEN=secret-1", "SCREEN_TOKENS=tv:secret-1"}, `SCREEN_TOKENS: screen "tv" has the token of a tap, the admin`},
+		{"screens sharing a token", []string{"SCREEN_TOKENS=tv:secret-1,office:secret-1"}, `screen "office" has the token of`},
+		{"screen file and setting", []string{"SCREEN_TOKENS=tv:secret-1", "SCREEN_TOKENS_FILE=" + missing}, "SCREEN_TOKENS and SCREEN_TOKENS_FILE are both set"},
+		{"missing screen file", []string{"SCREEN_TOKENS_FILE=" + missing}, "SCREEN_TOKENS_FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tt.env["PORT"], tt.env["DATA_FILE"] = "0", memoryOnly
-			err := run(context.Background(), func(k string) string { return tt.env[k] }, new(strings.Builder))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("run = %v; want an error containing %q", err, tt.want)
+			err := startupError(t, tt.env...)
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("start-up error %v; want one containing %q", err, tt.want)
 			}
-			for _, secret := range []string{"secret-1", "secret-2"} {
-				if strings.Contains(err.Error(), secret) {
-					t.Errorf("the error %q shows a token", err)
-				}
-			}
+			checkNoSecret(t, err.Error(), "secret-1", "secret-2")
 		})
 	}
 }
@@ -238,7 +226,7 @@ func TestRefusedWritesChangeNothing(t *testing.T) {
 	ts := startServer(t, protected...)
 	admin := []string{"Authorization", "Bearer " + adminToken}
 	tap1 := []string{"Authorization", "Bearer " + tap1Token}
-	victim := do(t, "POST", ts.url+"/api/beers", `{"tapId":2,"volume":500}`, admin...)
+	first := ts.pour(t, 2, 500, admin...)
 	sub := ts.subscribe(t, "", admin...)
 	for _, tt := range []struct {
 		name, method, path, body string
@@ -259,15 +247,10 @@ func TestRefusedWritesChangeNothing(t *testing.T) {
 			t.Errorf("%s = %d %s; want %d", tt.name, r.status, r.body, tt.status)
 		}
 	}
-	var first beerBody
-	decode(t, victim, &first)
-	if l := ts.list(t, ""); l.Total != 1 || l.Beers[0] != first.Beer {
+	if l := ts.list(t, ""); l.Total != 1 || l.Beers[0] != first {
 		t.Errorf("after refused writes the server holds %+v; want only the first pour", l.Beers)
 	}
-	b := do(t, "POST", ts.url+"/api/beers", `{"tapId":1,"volume":400}`, tap1...)
-	var stored beerBody
-	decode(t, b, &stored)
-	sub.nextPour(stored.Beer) // the first event since the refusals
+	sub.nextPour(ts.pour(t, 1, 400, tap1...)) // the first event since the refusals
 }
 
 // A browser cannot set headers on a WebSocket: the dashboard sends its
@@ -276,11 +259,10 @@ func TestRefusedWritesChangeNothing(t *testing.T) {
 func TestTokenAsSubprotocol(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, protected...)
-	u := "ws" + strings.TrimPrefix(ts.url, "http") + "/sockets/beers"
 	dial := func(protocols ...string) (*websocket.Conn, *http.Response, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return websocket.Dial(ctx, u, &websocket.DialOptions{Subprotocols: protocols})
+		return websocket.Dial(ctx, ts.socketURL(""), &websocket.DialOptions{Subprotocols: protocols})
 	}
 	c, _, err := dial("altair", "token."+screenToken)
 	if err != nil {
@@ -298,7 +280,7 @@ func TestTokenAsSubprotocol(t *testing.T) {
 		t.Errorf("a wrong token as a subprotocol: %v, %v; want a 401 before the upgrade", resp, err)
 	}
 	c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, 5*time.Second, "the disconnect line", func() bool { return strings.Contains(ts.logs.String(), "subscriber disconnected") })
+	ts.logs.waitFor(t, 5*time.Second, 1, "subscriber disconnected")
 	logs := ts.logs.String()
 	if strings.Contains(logs, screenToken) || !strings.Contains(logs, `"screen":"bar-tv"`) {
 		t.Errorf("the logs should name the screen and never show its token:\n%s", logs)

@@ -25,7 +25,7 @@ func TestCrashLosesNoAcknowledgedPour(t *testing.T) {
 	acked := make(map[string]apiBeer) // by pourId, over every round
 	var sent []sentPour
 	for round := range 4 {
-		srv := startServerProcess(t, bin, data)
+		srv := startBinary(t, bin, "DATA_FILE="+data)
 		checkStored(t, srv, acked)
 		if round > 0 {
 			resend(t, srv, sent, acked)
@@ -41,26 +41,9 @@ func TestCrashLosesNoAcknowledgedPour(t *testing.T) {
 		sent = append(sent, tried...)
 		t.Logf("round %d: %d pours acknowledged, %d sent, then %v", round, len(got), len(tried), sig)
 	}
-	srv := startServerProcess(t, bin, data)
+	srv := startBinary(t, bin, "DATA_FILE="+data)
 	checkStored(t, srv, acked)
 	resend(t, srv, sent, acked)
-}
-
-// startServerProcess starts the server binary on a free loopback port,
-// or on the port that env sets.
-func startServerProcess(t *testing.T, bin, data string, env ...string) *testServer {
-	t.Helper()
-	env = append([]string{"HOST=127.0.0.1", "PORT=0", "DATA_FILE=" + data, "LOG_FORMAT=json", "REPORT_INTERVAL=0"}, env...)
-	p := startProcess(t, bin, env...)
-	select {
-	case addr := <-p.out.listening:
-		return &testServer{url: schemeOf(env) + "://" + addr, logs: p.out, stop: func() { p.stop(t, syscall.SIGTERM) }, proc: p}
-	case <-p.exited:
-		t.Fatalf("the server exited at start-up: %v\n%s", p.err, p.out)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("the server did not listen within 20s:\n%s", p.out)
-	}
-	return nil
 }
 
 // loadAndStop has 32 posters send pours with distinct pourIds and stops
@@ -107,17 +90,11 @@ func loadAndStop(t *testing.T, srv *testServer, round int, sig syscall.Signal) (
 func checkStored(t *testing.T, srv *testServer, acked map[string]apiBeer) {
 	t.Helper()
 	stored := make(map[int64]apiBeer)
-	for page := 1; ; page++ {
-		l := srv.list(t, fmt.Sprintf("?page=%d&page_size=1000", page))
-		for _, b := range l.Beers {
-			if _, dup := stored[b.ID]; dup {
-				t.Fatalf("id %d is stored twice", b.ID)
-			}
-			stored[b.ID] = b
+	for _, b := range srv.everything(t) {
+		if _, dup := stored[b.ID]; dup {
+			t.Fatalf("id %d is stored twice", b.ID)
 		}
-		if len(l.Beers) < 1000 {
-			break
-		}
+		stored[b.ID] = b
 	}
 	for _, want := range acked {
 		if got, ok := stored[want.ID]; !ok || got != want {
@@ -138,12 +115,11 @@ func resend(t *testing.T, srv *testServer, sent []sentPour, acked map[string]api
 		if r.status != http.StatusOK && r.status != http.StatusCreated {
 			t.Fatalf("resending %s = %d %s; want 200 or 201", p.body(), r.status, r.body)
 		}
-		var b beerBody
-		decode(t, r, &b)
-		if want, ok := acked[p.pourID]; ok && (r.status != http.StatusOK || b.Beer != want) {
-			t.Fatalf("resending acknowledged %s = %d %+v; want 200 %+v", p.pourID, r.status, b.Beer, want)
+		b := beerOf(t, r)
+		if want, ok := acked[p.pourID]; ok && (r.status != http.StatusOK || b != want) {
+			t.Fatalf("resending acknowledged %s = %d %+v; want 200 %+v", p.pourID, r.status, b, want)
 		}
-		acked[p.pourID] = b.Beer
+		acked[p.pourID] = b
 	}
 	if l := srv.list(t, "?page_size=1"); l.Total != len(acked) {
 		t.Fatalf("after resending every pour the server holds %d; want %d, one per pourId", l.Total, len(acked))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,8 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -74,8 +73,9 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("the logs show the screen's token, or do not name the screen:\n%s", logs)
 		}
 	}
-	if counts := page.eval(`document.getElementById("rate").dataset.counts`).(string); sumCSV(counts) != 7 {
-		t.Errorf("pours per minute %s; want the 7 pours of the last minutes", counts)
+	rate := `document.getElementById("rate").dataset.counts`
+	if sum := page.eval(rate + `.split(",").reduce((n, count) => n + Number(count), 0)`); sum != 7.0 {
+		t.Errorf("pours per minute %v; want the 7 pours of the last minutes", page.eval(rate))
 	}
 
 	// A busier bar for the screenshot.
@@ -120,16 +120,6 @@ func TestDashboardAfterAFreshServer(t *testing.T) {
 	page.checkMatchesReport(t, ts)
 }
 
-func sumCSV(s string) int {
-	n := 0
-	for _, f := range strings.Split(s, ",") {
-		var v int
-		fmt.Sscan(f, &v)
-		n += v
-	}
-	return n
-}
-
 // checkMatchesReport fails unless the page shows the server's report:
 // totals, glasses and every tap's share.
 func (p *page) checkMatchesReport(t *testing.T, ts *testServer) {
@@ -140,21 +130,11 @@ func (p *page) checkMatchesReport(t *testing.T, ts *testServer) {
 	for tap, s := range r.Taps {
 		shares = append(shares, fmt.Sprintf("%s:%v", tap, s.Share))
 	}
+	slices.Sort(shares)
 	want := fmt.Sprintf(`text("total-beers") === "%d" && text("total-litres") === "%.1f" && `+
 		`text("glass-half") === "%d" && text("glass-pint") === "%d" && text("glass-stein") === "%d" && shares() === %q`,
-		r.Total, r.Volume/1000, r.Types["half"], r.Types["pint"], r.Types["stein"], sortedJoin(shares))
+		r.Total, r.Volume/1000, r.Types["half"], r.Types["pint"], r.Types["stein"], strings.Join(shares, ","))
 	p.waitFor(time.Second, want)
-}
-
-func sortedJoin(s []string) string {
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
-	return strings.Join(s, ",")
 }
 
 // pageHelpers are functions the test's expressions use to read the page.
@@ -195,41 +175,19 @@ func openChromium(t *testing.T) *page {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+	t.Cleanup(func() { os.RemoveAll(profile) }) // once Chromium has been stopped
+	chromium := startProcess(t, exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+profile, "--remote-debugging-port=0", "--window-size=1280,900", "about:blank")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // to stop its helpers with it
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		os.RemoveAll(profile)
+		"--user-data-dir="+profile, "--remote-debugging-port=0", "--window-size=1280,900", "about:blank"))
+	devTools := regexp.MustCompile(`DevTools listening on (ws://\S+)`)
+	var endpoint []string
+	waitFor(t, 20*time.Second, "Chromium to open its DevTools endpoint", func() bool {
+		endpoint = devTools.FindStringSubmatch(chromium.out.String())
+		return endpoint != nil
 	})
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		re := regexp.MustCompile(`DevTools listening on (ws://\S+)`)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	var endpoint string
-	select {
-	case endpoint = <-found:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s did not open its DevTools endpoint within 20s", bin)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, endpoint, nil)
+	conn, _, err := websocket.Dial(ctx, endpoint[1], nil)
 	if err != nil {
 		t.Fatalf("connect to Chromium: %v", err)
 	}

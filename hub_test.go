@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -43,7 +44,7 @@ func TestEveryClientGetsEveryEventInOrder(t *testing.T) {
 					t.Errorf("client %d, event %d: %v", i, k, err)
 					return
 				}
-				if fmt.Sprint(got.Event, *orZero(got.Beer), got.ID) != fmt.Sprint(w.Event, *orZero(w.Beer), w.ID) {
+				if !reflect.DeepEqual(got, w) {
 					t.Errorf("client %d, event %d = %+v; want %+v", i, k, got, w)
 					return
 				}
@@ -51,13 +52,6 @@ func TestEveryClientGetsEveryEventInOrder(t *testing.T) {
 		})
 	}
 	wg.Wait()
-}
-
-func orZero(b *apiBeer) *apiBeer {
-	if b == nil {
-		return &apiBeer{}
-	}
-	return b
 }
 
 func TestSlowSubscriberIsDroppedAndOthersGetEverything(t *testing.T) {
@@ -79,19 +73,7 @@ func TestSlowSubscriberIsDroppedAndOthersGetEverything(t *testing.T) {
 		}
 		got <- n
 	}()
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Go(func() {
-			for i := w; i < pours; i += 8 {
-				r := do(t, "POST", ts.url+"/api/beers", `{"tapId":1,"volume":500}`)
-				if r.status != 201 {
-					t.Errorf("POST = %d %s", r.status, r.body)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	ts.sendAll(t, 8, pours, func(int) sentPour { return sentPour{tap: 1, volume: 500} })
 	// The posts may finish before the reader has read them all, in any
 	// order; wait for the reader, then check the pours were received in order.
 	if n := <-got; n != pours {
@@ -184,9 +166,8 @@ func TestSubscriberChurnLeavesNoGoroutines(t *testing.T) {
 	do(t, "GET", ts.url+"/healthz", "") // the server is serving, and the connection kept alive
 	base := runtime.NumGoroutine()
 	ctx := context.Background()
-	u := "ws" + strings.TrimPrefix(ts.url, "http") + "/sockets/beers"
 	for i := range 500 {
-		c, _, err := websocket.Dial(ctx, u, nil)
+		c, _, err := websocket.Dial(ctx, ts.socketURL(""), nil)
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}
@@ -196,16 +177,10 @@ func TestSubscriberChurnLeavesNoGoroutines(t *testing.T) {
 			c.CloseNow() // a peer that vanishes without a close frame
 		}
 	}
-	settledGoroutines(t, base, 5*time.Second)
+	atMost := func(n int) func() bool { return func() bool { return runtime.NumGoroutine() <= n } }
+	waitFor(t, 5*time.Second, "the subscribers' goroutines to end", atMost(base))
 	ts.stop()
-	settledGoroutines(t, before, 5*time.Second)
-}
-
-// settledGoroutines waits up to wait for the goroutine count to fall to
-// at most limit.
-func settledGoroutines(t *testing.T, limit int, wait time.Duration) {
-	t.Helper()
-	waitFor(t, wait, fmt.Sprintf("at most %d goroutines", limit), func() bool { return runtime.NumGoroutine() <= limit })
+	waitFor(t, 5*time.Second, "the server's goroutines to end", atMost(before))
 }
 
 func TestSubscriberSendingDataIsClosed(t *testing.T) {
@@ -344,16 +319,14 @@ func TestDeadPeerIsFoundByThePing(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "PING_INTERVAL=200ms")
 	ts.dial(t, "") // never reads: its pongs are never sent
-	waitFor(t, 10*time.Second, "the dead peer to be dropped", func() bool {
-		return strings.Contains(ts.logs.String(), "no answer to a ping")
-	})
+	ts.logs.waitFor(t, 10*time.Second, 1, "no answer to a ping")
 	if got := ts.stats(t).Subscribers; got != 0 {
 		t.Errorf("%d subscribers after the dead peer was found; want 0", got)
 	}
 	checkSamples(t, ts.metrics(t), map[string]float64{`altair_subscribers_dropped_total{reason="dead"}`: 1})
 	// A peer that reads, and so answers, stays.
 	var pings atomic.Int32
-	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(ts.url, "http")+"/sockets/beers",
+	c, _, err := websocket.Dial(context.Background(), ts.socketURL(""),
 		&websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool { pings.Add(1); return true }})
 	if err != nil {
 		t.Fatal(err)

@@ -6,33 +6,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// everything lists every stored pour, oldest first.
-func (ts *testServer) everything(t *testing.T) []apiBeer {
-	t.Helper()
-	var all []apiBeer
-	for page := 1; ; page++ {
-		l := ts.list(t, fmt.Sprintf("?page=%d&page_size=1000", page))
-		all = append(all, l.Beers...)
-		if len(l.Beers) < 1000 {
-			return all
-		}
-	}
-}
 
 func TestRestartReplaysEveryChange(t *testing.T) {
 	t.Parallel()
 	data := filepath.Join(t.TempDir(), "beers.jsonl")
 	ts := startServer(t, "DATA_FILE="+data)
 	for i := range 10 {
-		p := sentPour{tap: i%3 + 1, volume: float64(100 + i*90), pourID: fmt.Sprintf("p%d", i)}
-		if r := do(t, "POST", ts.url+"/api/beers", p.body()); r.status != 201 {
-			t.Fatalf("POST %s = %d %s", p.body(), r.status, r.body)
-		}
+		ts.send(t, sentPour{tap: i%3 + 1, volume: float64(100 + i*90), pourID: fmt.Sprintf("p%d", i)})
 	}
 	do(t, "DELETE", ts.url+"/api/beers/3", "")
 	do(t, "DELETE", ts.url+"/api/beers/10", "") // the highest id: never issued again
@@ -70,11 +53,18 @@ func TestRestartReplaysEveryChange(t *testing.T) {
 // server on it and returns the server and the path.
 func startWithJournal(t *testing.T, lines string) (*testServer, string) {
 	t.Helper()
+	data := writeJournal(t, lines)
+	return startServer(t, "DATA_FILE="+data), data
+}
+
+// writeJournal writes lines as the journal at a new path and returns it.
+func writeJournal(t *testing.T, lines string) string {
+	t.Helper()
 	data := filepath.Join(t.TempDir(), "beers.jsonl")
 	if err := os.WriteFile(data, []byte(lines), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return startServer(t, "DATA_FILE="+data), data
+	return data
 }
 
 // pourLine is the journal line of a pour of 500 ml by tap 1.
@@ -145,9 +135,8 @@ func TestStartUpRefusesACorruptLineBeforeTheEnd(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			data := filepath.Join(t.TempDir(), "beers.jsonl")
 			journal := pourLine(1) + tt.line + pourLine(9)
-			os.WriteFile(data, []byte(journal), 0o644)
+			data := writeJournal(t, journal)
 			err := startupError(t, "DATA_FILE="+data)
 			if !strings.Contains(err.Error(), data) || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("start-up error %v; want one naming %s, line 2 and %q", err, data, tt.want)
@@ -183,28 +172,18 @@ func TestCompactionWhileServing(t *testing.T) {
 	}
 	sub := ts.subscribe(t, "")
 	const pours, kept = 700, 40
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := w; i < pours; i += 4 {
-				pourID := ""
-				if i%2 == 0 {
-					pourID = fmt.Sprintf("p%d", i)
-				}
-				r := do(t, "POST", ts.url+"/api/beers", sentPour{i%4 + 1, float64(100 + i), pourID}.body())
-				if r.status != 201 {
-					t.Errorf("POST = %d %s", r.status, r.body)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	ts.sendAll(t, 4, pours, func(i int) sentPour {
+		if i%2 == 0 {
+			return sentPour{i%4 + 1, float64(100 + i), fmt.Sprintf("p%d", i)}
+		}
+		return sentPour{i%4 + 1, float64(100 + i), ""}
+	})
 	for id := 1; id <= pours-kept; id++ {
 		if r := do(t, "DELETE", fmt.Sprintf("%s/api/beers/%d", ts.url, id), ""); r.status != 204 {
 			t.Fatalf("DELETE %d = %d %s", id, r.status, r.body)
 		}
 	}
-	waitFor(t, 10*time.Second, "the compaction", func() bool { return strings.Contains(ts.logs.String(), "compacted the journal") })
+	ts.logs.waitFor(t, 10*time.Second, 1, "compacted the journal")
 	if info, err := os.Stat(data); err != nil {
 		t.Fatal(err)
 	} else if info.Mode().Perm() != 0o640 {
@@ -232,12 +211,11 @@ func TestCompactionWhileServing(t *testing.T) {
 		t.Errorf("the next id after compaction = %d; want %d", b.ID, pours+2)
 	}
 	r := do(t, "POST", again.url+"/api/beers", sentPour{1, 100, "p0"}.body())
-	var p0 beerBody
-	decode(t, r, &p0)
-	if r.status != 200 || p0.Beer.PourID != "p0" || p0.Beer.ID > pours-kept {
+	p0 := beerOf(t, r)
+	if r.status != 200 || p0.PourID != "p0" || p0.ID > pours-kept {
 		t.Errorf("repeat of deleted pour p0 after compaction = %d %s; want 200 and the deleted pour", r.status, r.body)
 	}
-	checkError(t, do(t, "GET", fmt.Sprintf("%s/api/beers/%d", again.url, p0.Beer.ID), ""), 404, "no pour has id")
+	checkError(t, do(t, "GET", fmt.Sprintf("%s/api/beers/%d", again.url, p0.ID), ""), 404, "no pour has id")
 	if left, _ := filepath.Glob(data + ".compact-*"); len(left) != 0 {
 		t.Errorf("compaction left %v behind", left)
 	}
@@ -245,8 +223,7 @@ func TestCompactionWhileServing(t *testing.T) {
 
 func TestStartUpRemovesAnInterruptedCompaction(t *testing.T) {
 	t.Parallel()
-	data := filepath.Join(t.TempDir(), "beers.jsonl")
-	os.WriteFile(data, []byte(pourLine(1)+pourLine(2)), 0o644)
+	data := writeJournal(t, pourLine(1)+pourLine(2))
 	// A crash while writing a snapshot leaves a half-written file beside
 	// the journal, which is whole.
 	left := data + ".compact-12345"
@@ -291,7 +268,7 @@ func TestAFailedWriteRefusesChanges(t *testing.T) {
 	if err := os.WriteFile(limited, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ts := startServerProcess(t, limited, data)
+	ts := startBinary(t, limited, "DATA_FILE="+data)
 	var acked []apiBeer
 	var refused response
 	for i := 0; refused.status == 0; i++ {
@@ -300,9 +277,7 @@ func TestAFailedWriteRefusesChanges(t *testing.T) {
 		}
 		r := do(t, "POST", ts.url+"/api/beers", `{"tapId":1,"volume":500}`)
 		if r.status == 201 {
-			var b beerBody
-			decode(t, r, &b)
-			acked = append(acked, b.Beer)
+			acked = append(acked, beerOf(t, r))
 		} else {
 			refused = r
 		}
@@ -328,7 +303,7 @@ func TestAFailedWriteRefusesChanges(t *testing.T) {
 		t.Errorf("reads after the failure list %d pours; want the %d acknowledged", len(got), len(acked))
 	}
 	ts.stop()
-	again := startServerProcess(t, bin, data)
+	again := startBinary(t, bin, "DATA_FILE="+data)
 	if got := again.everything(t); fmt.Sprint(got) != fmt.Sprint(acked) {
 		t.Errorf("after a restart the server holds %d pours; want the %d acknowledged", len(got), len(acked))
 	}

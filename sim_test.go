@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -23,32 +24,25 @@ func TestSimulator(t *testing.T) {
 	server := buildBinary(t, ".")
 	data := filepath.Join(t.TempDir(), "beers.jsonl")
 	tokens := "TAP_TOKENS=5:" + tap1Token
-	ts := startServerProcess(t, server, data, tokens, "ADMIN_TOKEN="+adminToken)
+	ts := startBinary(t, server, "DATA_FILE="+data, tokens, "ADMIN_TOKEN="+adminToken)
 	u, _ := url.Parse(ts.url)
-	tap := startProcess(t, buildBinary(t, "./client"), "INET_ADDR="+u.Host, "TAP_ID=5", "POUR_INTERVAL=40ms", "TAP_TOKEN="+tap1Token)
+	tap := startProcess(t, exec.Command(buildBinary(t, "./client")), "INET_ADDR="+u.Host, "TAP_ID=5",
+		"POUR_INTERVAL=40ms", "TAP_TOKEN="+tap1Token)
 
 	waitFor(t, 10*time.Second, "3 pours of tap 5", func() bool { return ts.list(t, "?tapId=5").Total >= 3 })
-	waitFor(t, 10*time.Second, "the simulator to subscribe as tap 5", func() bool {
-		return strings.Contains(tap.out.String(), "tap 5's meter is online")
-	})
+	tap.out.waitFor(t, 10*time.Second, 1, "tap 5's meter is online")
 	// It hears of the other taps' pours, not of its own.
 	other := ts.pour(t, 6, 330, "Authorization", "Bearer "+adminToken)
-	waitFor(t, 10*time.Second, "the simulator to log tap 6's pour in words", func() bool {
-		return strings.Contains(tap.out.String(), fmt.Sprintf("tap 6 poured a pint of 330 ml (id %d)", other.ID))
-	})
+	tap.out.waitFor(t, 10*time.Second, 1, fmt.Sprintf("tap 6 poured a pint of 330 ml (id %d)", other.ID))
 	if regexp.MustCompile(`tap 5 poured`).MatchString(tap.out.String()) {
 		t.Errorf("the simulator was told of its own pours:\n%s", tap.out)
 	}
 
 	before := ts.list(t, "?tapId=5").Total
 	ts.proc.stop(t, syscall.SIGKILL)
-	waitFor(t, 10*time.Second, "the simulator to keep pours while the server is down", func() bool {
-		return strings.Count(tap.out.String(), "could not deliver a pour") >= 2
-	})
-	ts = startServerProcess(t, server, data, tokens, "ADMIN_TOKEN="+adminToken, "PORT="+u.Port())
-	waitFor(t, 20*time.Second, "the simulator to subscribe again", func() bool {
-		return strings.Count(tap.out.String(), "subscribed to the server's events") >= 2
-	})
+	tap.out.waitFor(t, 10*time.Second, 2, "could not deliver a pour") // kept while the server is down
+	ts = startBinary(t, server, "DATA_FILE="+data, tokens, "ADMIN_TOKEN="+adminToken, "PORT="+u.Port())
+	tap.out.waitFor(t, 20*time.Second, 2, "subscribed to the server's events") // again
 	waitFor(t, 20*time.Second, "the backlog to be delivered", func() bool {
 		return ts.list(t, "?tapId=5").Total >= before+20
 	})
@@ -81,13 +75,11 @@ func TestSimulatorOverTLS(t *testing.T) {
 	ca := filepath.Join(dir, "ca.pem")
 	os.WriteFile(ca, authority.pem, 0o644)
 	env := append(authority.issue(t, dir, 9), "TAP_TOKENS=5:"+tap1Token)
-	ts := startServerProcess(t, buildBinary(t, "."), memoryOnly, env...)
-	tap := startProcess(t, buildBinary(t, "./client"), "SERVER_URL="+ts.url, "TLS_CA_FILE="+ca,
+	ts := startBinary(t, buildBinary(t, "."), env...)
+	tap := startProcess(t, exec.Command(buildBinary(t, "./client")), "SERVER_URL="+ts.url, "TLS_CA_FILE="+ca,
 		"TAP_ID=5", "POUR_INTERVAL=40ms", "TAP_TOKEN="+tap1Token)
 	waitFor(t, 10*time.Second, "3 pours of tap 5 over HTTPS", func() bool { return ts.list(t, "?tapId=5").Total >= 3 })
-	waitFor(t, 10*time.Second, "the simulator to subscribe over WSS", func() bool {
-		return strings.Contains(tap.out.String(), "tap 5's meter is online")
-	})
+	tap.out.waitFor(t, 10*time.Second, 1, "tap 5's meter is online") // over WSS
 	if err := tap.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("the simulator exited with %v; want 0", err)
 	}

@@ -93,9 +93,8 @@ func TestTLS(t *testing.T) {
 	if err != nil || plain.StatusCode != http.StatusBadRequest {
 		t.Errorf("plain HTTP to the TLS port: %v, %v; want the standard library's 400", plain, err)
 	}
-	if got := healthcheck(func(k string) string {
-		return map[string]string{"PORT": u.Port(), "TLS_CERT_FILE": filepath.Join(dir, "server.pem")}[k]
-	}); got != 0 {
+	env := getenvOf([]string{"PORT=" + u.Port(), "TLS_CERT_FILE=" + filepath.Join(dir, "server.pem")})
+	if got := healthcheck(env); got != 0 {
 		t.Errorf("healthcheck against the TLS server = %d; want 0", got)
 	}
 
