@@ -22,7 +22,7 @@ func TestFramesStayWholeUnderPings(t *testing.T) {
 	var pings atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"/sockets/beers",
+	c, _, err := websocket.Dial(ctx, ts.socketURL(""),
 		&websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool { pings.Add(1); return true }})
 	if err != nil {
 		t.Fatal(err)
