@@ -172,15 +172,17 @@ func (who caller) mayPour(tap int64) error {
 	return errorf(http.StatusForbidden, "tap %d's token may pour only for tap %d, not for tap %d", who.tap, who.tap, tap)
 }
 
-// mayDelete is nil when who may delete pours, or a 403.
-func (who caller) mayDelete() error {
+// admin is nil when r comes from the admin, who alone may verb things
+// (delete pours, change kegs), or the 401 or 403 to answer.
+func (a *auth) admin(w http.ResponseWriter, r *http.Request, verb, things string) error {
+	who, err := a.caller(w, r, false)
 	switch {
-	case who.admin:
-		return nil
+	case err != nil || who.admin:
+		return err
 	case who.screen != "":
-		return errorf(http.StatusForbidden, "screen %q's token may only watch: delete with the admin token", who.screen)
+		return errorf(http.StatusForbidden, "screen %q's token may only watch: %s with the admin token", who.screen, verb)
 	}
-	return errorf(http.StatusForbidden, "only the admin token may delete pours, not tap %d's", who.tap)
+	return errorf(http.StatusForbidden, "only the admin token may %s %s, not tap %d's", verb, things, who.tap)
 }
 
 // checkOrigin refuses a browser on another web origin, unless patterns

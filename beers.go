@@ -24,6 +24,7 @@ type pour struct {
 	Glass  glass   `json:"type"`             // worked out from the volume
 	At     stamp   `json:"timestamp"`        // when it was stored
 	PourID string  `json:"pourId,omitempty"` // the tap's own name for it, or ""
+	Keg    int64   `json:"kegId,omitempty"`  // the keg on its tap when it was stored, or 0
 }
 
 // A stamp is a time in Unix milliseconds; in JSON 2026-11-28T21:04:05.123Z.
@@ -66,7 +67,7 @@ func parsePour(body []byte) (pour, error) {
 	}
 	tap, _ := f.get("tapId", "a number", "the id of the tap, a whole number from 1", true)
 	vol, _ := f.get("volume", "a number", "the millilitres poured, from 100 to 1000", true)
-	pourID, hasPourID := f.text("pourId", fmt.Sprintf("1 to %d letters, digits or -_.: characters", maxPourID))
+	pourID, hasPourID := f.text("pourId", fmt.Sprintf("1 to %d letters, digits or -_.: characters", maxPourID), false)
 	p := pour{Tap: f.tapID(tap), PourID: pourID}
 	p.Volume, _ = strconv.ParseFloat(string(vol), 64) // a JSON number; out of range is ±Inf
 	var ok bool
@@ -133,13 +134,13 @@ func unavailable(c *change) error { return errorf(http.StatusServiceUnavailable,
 // handleGet answers one pour.
 func handleGet(s *store) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		id, err := parseID(r.PathValue("id"))
+		id, err := parseID("pour", r.PathValue("id"))
 		if err != nil {
 			return err
 		}
 		p, ok := s.get(id)
 		if !ok {
-			return noSuchPour(r.PathValue("id"))
+			return noSuch("pour", r.PathValue("id"))
 		}
 		writeJSON(w, http.StatusOK, map[string]pour{"beer": p})
 		return nil
@@ -149,14 +150,10 @@ func handleGet(s *store) apiFunc {
 // handleDelete deletes one pour: 204, or 404 if there is no such pour.
 func handleDelete(j *journal, a *auth) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		who, err := a.caller(w, r, false)
-		if err != nil {
+		if err := a.admin(w, r, "delete", "pours"); err != nil {
 			return err
 		}
-		if err := who.mayDelete(); err != nil {
-			return err
-		}
-		id, err := parseID(r.PathValue("id"))
+		id, err := parseID("pour", r.PathValue("id"))
 		if err != nil {
 			return err
 		}
@@ -164,7 +161,7 @@ func handleDelete(j *journal, a *auth) apiFunc {
 		case refused:
 			return unavailable(c)
 		case notFound:
-			return noSuchPour(r.PathValue("id"))
+			return noSuch("pour", r.PathValue("id"))
 		}
 		annotate(w, slog.Int64("id", id))
 		w.WriteHeader(http.StatusNoContent)
@@ -172,10 +169,11 @@ func handleDelete(j *journal, a *auth) apiFunc {
 	}
 }
 
-// parseID reads a pour id from a path; one too large to be issued is -1.
-func parseID(s string) (int64, error) {
+// parseID reads the id of a pour or a keg (what) from a path; one too
+// large to be issued is -1.
+func parseID(what, s string) (int64, error) {
 	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
-		return 0, errorf(http.StatusBadRequest, "pour id %q is not a number: ids are whole numbers from 1", s)
+		return 0, errorf(http.StatusBadRequest, "%s id %q is not a number: ids are whole numbers from 1", what, s)
 	}
 	if id, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return id, nil
@@ -183,7 +181,11 @@ func parseID(s string) (int64, error) {
 	return -1, nil
 }
 
-func noSuchPour(id string) error {
+// noSuch is the 404 of a pour or a keg (what) that is not there.
+func noSuch(what, id string) error {
+	if what == "keg" {
+		return errorf(http.StatusNotFound, "no keg has id %s: it was never put on a tap", id)
+	}
 	return errorf(http.StatusNotFound, "no pour has id %s: it was never stored or has been deleted", id)
 }
 
@@ -225,19 +227,28 @@ func handleCSV(s *store) apiFunc {
 			return err
 		}
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="pours-%s-%s.csv"`, fileStamp(f.from, "start"), fileStamp(f.to, "now")))
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="pours-%s-%s.csv"`,
+			fileStamp(f.from, "start"), fileStamp(f.to, "now")))
 		out, rc := csv.NewWriter(w), http.NewResponseController(w)
-		out.Write([]string{"id", "tapId", "volume", "type", "timestamp", "pourId"})
-		for after, chunk := int64(0), []pour(nil); out.Error() == nil; after = chunk[len(chunk)-1].ID { // until the client leaves
-			if chunk = s.after(f, after, 1000); len(chunk) == 0 {
+		out.Write([]string{"id", "tapId", "volume", "type", "timestamp", "pourId", "kegId", "beverage"})
+		after := int64(0)
+		for out.Error() == nil { // until the client leaves
+			chunk, beverages := s.after(f, after, 1000)
+			if len(chunk) == 0 {
 				break
 			}
-			rc.SetWriteDeadline(time.Now().Add(30 * time.Second)) // a long export takes as long as it needs, a chunk at a time
+			// A long export takes as long as it needs, a chunk at a time.
+			rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 			for _, p := range chunk {
 				at, _ := p.At.MarshalText()
-				out.Write([]string{strconv.FormatInt(p.ID, 10), strconv.FormatInt(p.Tap, 10),
-					strconv.FormatFloat(p.Volume, 'f', -1, 64), p.Glass.String(), string(at), p.PourID})
+				keg := ""
+				if p.Keg != 0 {
+					keg = strconv.FormatInt(p.Keg, 10)
+				}
+				out.Write([]string{strconv.FormatInt(p.ID, 10), strconv.FormatInt(p.Tap, 10), formatML(p.Volume),
+					p.Glass.String(), string(at), p.PourID, keg, beverages[p.Keg]})
 			}
+			after = chunk[len(chunk)-1].ID
 		}
 		out.Flush()
 		return nil
@@ -263,9 +274,15 @@ func parseQuery(q url.Values) (f filter, page, size int, err error) {
 		case "page_size":
 			size, err = intParam(name, v, maxPageSize)
 		case "tapId":
-			var tap int
-			tap, err = intParam(name, v, math.MaxInt64)
-			f.tap = int64(tap)
+			f.tap, err = idParam(name, v)
+		case "kegId":
+			f.keg, err = idParam(name, v)
+		case "onTap":
+			on := v == "true"
+			if f.onTap = &on; v != "true" && v != "false" {
+				err = errorf(http.StatusBadRequest,
+					"onTap=%q is not valid: use true for the kegs on a tap now, or false for those that ended", v)
+			}
 		case "type":
 			g, ok := parseGlass(v)
 			if f.glass = &g; !ok {
@@ -299,6 +316,12 @@ func intParam(name, value string, most int) (int, error) {
 		return 0, errorf(http.StatusBadRequest, "%s=%q is not valid: use a whole number from 1 to %d", name, value, most)
 	}
 	return n, nil
+}
+
+// idParam reads an id, a whole number from 1.
+func idParam(name, value string) (int64, error) {
+	n, err := intParam(name, value, math.MaxInt64)
+	return int64(n), err
 }
 
 // handleReport answers the report of the pours stored now.

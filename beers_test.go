@@ -275,7 +275,7 @@ func TestReport(t *testing.T) {
 			"1": {Beers: 2, Volume: 700.1, Share: 66.67},
 			"2": {Beers: 1, Volume: 1000, Share: 33.33},
 		},
-		Types: map[string]int{"half": 1, "pint": 1, "stein": 1}}
+		Types: map[string]int{"half": 1, "pint": 1, "stein": 1}, Kegs: []kegBody{}, Seq: 5}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("report = %+v\nwant %+v", got, want)
 	}
@@ -448,11 +448,11 @@ func TestWireNames(t *testing.T) {
 	}{
 		{"POST answer", r.body, []string{"beer"}, "id,pourId,tapId,timestamp,type,volume"},
 		{"list", do(t, "GET", ts.url+"/api/beers", "").body, nil, "beers,page,pageSize,total"},
-		{"report", do(t, "GET", ts.url+"/api/report", "").body, nil, "taps,total,types,volume"},
+		{"report", do(t, "GET", ts.url+"/api/report", "").body, nil, "kegs,seq,taps,total,types,volume"},
 		{"a tap's share", do(t, "GET", ts.url+"/api/report", "").body, []string{"taps", "1"}, "beers,share,volume"},
 		{"glasses", do(t, "GET", ts.url+"/api/report", "").body, []string{"types"}, "half,pint,stein"},
 		{"first event", first, nil, "event,report"},
-		{"pour event", event, nil, "beer,event"},
+		{"pour event", event, nil, "beer,event,seq"},
 		{"pour event's beer", event, []string{"beer"}, "id,pourId,tapId,timestamp,type,volume"},
 		{"error", do(t, "GET", ts.url+"/api/beers/x", "").body, nil, "message,status"},
 		{"health", do(t, "GET", ts.url+"/healthz", "").body, nil, "status"},

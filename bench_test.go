@@ -54,7 +54,7 @@ func BenchmarkPost(b *testing.B) {
 
 // storeOf fills a store with n pours over 20 taps and every glass.
 func storeOf(n int) *store {
-	s := newStore()
+	s := newStore(time.Now, 0)
 	for i := range n {
 		s.add(pourOf(i + 1))
 	}

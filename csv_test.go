@@ -27,8 +27,9 @@ func TestCSVExport(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", r.body, err)
 			}
-			if len(rows) == 0 || !slices.Equal(rows[0], []string{"id", "tapId", "volume", "type", "timestamp", "pourId"}) {
-				t.Fatalf("header %v; want id,tapId,volume,type,timestamp,pourId", rows)
+			header := []string{"id", "tapId", "volume", "type", "timestamp", "pourId", "kegId", "beverage"}
+			if len(rows) == 0 || !slices.Equal(rows[0], header) {
+				t.Fatalf("header %v; want %v", rows, header)
 			}
 			var got []apiBeer
 			for _, row := range rows[1:] {
@@ -38,7 +39,7 @@ func TestCSVExport(t *testing.T) {
 				if err := errors.Join(err1, err2, err3); err != nil {
 					t.Fatalf("row %q: %v", row, err)
 				}
-				got = append(got, apiBeer{id, tap, volume, row[3], row[4], row[5]})
+				got = append(got, apiBeer{id, tap, volume, row[3], row[4], row[5], 0})
 			}
 			sep := map[bool]string{true: "?", false: "&"}[query == ""]
 			if want := ts.list(t, query+sep+"page_size=1000").Beers; fmt.Sprint(got) != fmt.Sprint(want) {

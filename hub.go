@@ -34,9 +34,12 @@ var errNoPong = errors.New("no answer to a ping")
 
 // An event is one message of a subscriber's stream.
 type event struct {
-	Event  string     `json:"event"` // pour, deleted, report or tap
+	Event  string     `json:"event"`            // pour, deleted, keg, report or tap
+	Seq    int64      `json:"seq,omitempty"`    // the change's number; reports and tap events have none
+	Change string     `json:"change,omitempty"` // what happened to the keg: started, updated, ended, low or empty
 	Pour   *pour      `json:"beer,omitempty"`
 	ID     int64      `json:"id,omitempty"`
+	Keg    *kegView   `json:"keg,omitempty"`
 	Report *report    `json:"report,omitempty"`
 	Tap    *tapStatus `json:"tap,omitempty"`
 }
@@ -208,18 +211,25 @@ func (h *hub) sendReports(ctx context.Context) {
 	}
 }
 
-// join puts s in the stream, with a report of the store as its first
-// event, and serves it. s is counted first, so that the store publishes
-// every event after that report.
+// join puts s in the stream, and serves it. Its first events are the
+// changes after the one it resumes after, or else a report of the store.
+// s is counted first, so that the store publishes every event after those.
 func (h *hub) join(s *subscriber) {
 	h.conns.Add(1)
 	h.kind(s).Add(1)
-	h.store.withReport(func(r report) {
-		s.push(frame(event{Event: "report", Report: &r}))
+	enter := func() {
 		if !h.send(message{join: s}) {
 			s.drop(websocket.StatusGoingAway, "the server is shutting down")
 		}
-	})
+	}
+	if s.after == nil {
+		h.store.withReport(func(r report) {
+			s.push(frame(event{Event: "report", Report: &r}))
+			enter()
+		})
+	} else if !h.store.withChanges(*s.after, func(missed []event) { s.backlog = missed; enter() }) {
+		s.drop(websocket.StatusPolicyViolation, fmt.Sprintf("change %d is no longer held: read the whole state again", *s.after))
+	}
 	h.log.Info("subscriber connected", "remote", s.remote, "tap", s.tap, "screen", s.screen)
 	go func() {
 		defer h.conns.Done()
@@ -241,7 +251,10 @@ type subscriber struct {
 	tap    int64           // the tap it is, or 0 for a screen
 	screen string          // the screen's name, when it has a screen's token
 	own    bool            // a tap that gets the pour events of its own pours too
+	after  *int64          // the change it resumes after, if it does: its stream starts with the next
 	wake   chan struct{}   // signalled when queue or closing changes
+
+	backlog []event // the changes it missed, written before queue
 
 	mu      sync.Mutex
 	queue   [][]byte              // frames waiting, at most maxQueue
@@ -293,6 +306,17 @@ func (s *subscriber) serve(pingEvery time.Duration) error {
 		}
 		leave(err)
 	}()
+	for len(s.backlog) > 0 {
+		n := min(len(s.backlog), 512)
+		frames := make([][]byte, n)
+		for i, e := range s.backlog[:n] {
+			frames[i] = frame(e)
+		}
+		if err := s.write(frames); err != nil {
+			return err
+		}
+		s.backlog = s.backlog[n:]
+	}
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
 	for {
@@ -335,6 +359,10 @@ func handleSubscribe(h *hub, a *auth) apiFunc {
 		if err != nil {
 			return err
 		}
+		after, err := resumeAfter(r, h.store)
+		if err != nil {
+			return err
+		}
 		if err := checkHandshake(w, r); err != nil {
 			return err
 		}
@@ -356,7 +384,7 @@ func handleSubscribe(h *hub, a *auth) apiFunc {
 			tc.SetWriteBuffer(sendBuffer)
 		}
 		h.join(&subscriber{conn: c, raw: hj.conn, remote: r.RemoteAddr, tap: tap, screen: who.screen, own: own,
-			wake: make(chan struct{}, 1)})
+			after: after, wake: make(chan struct{}, 1)})
 		return nil
 	}
 }
@@ -382,6 +410,31 @@ func subscribeAs(r *http.Request, who caller, a *auth) (tap int64, own bool, err
 			"own=%q is not valid: use own=1 to get a tap's own pours too, or own=0", ownValue)
 	}
 	return tap, q.Get("own") == "1", nil
+}
+
+// resumeAfter reads the change that the query's after asks to resume
+// after, if any: 410 when the store no longer holds the changes after it,
+// 400 when the store has not made it.
+func resumeAfter(r *http.Request, s *store) (*int64, error) {
+	q := r.URL.Query()
+	if !q.Has("after") {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(q.Get("after"), 10, 64)
+	first, last := s.held()
+	switch {
+	case err != nil || n < 0:
+		return nil, errorf(http.StatusBadRequest, "after=%q is not a change: use the seq of the last change you have, "+
+			"a whole number from 0", q.Get("after"))
+	case n > last:
+		return nil, errorf(http.StatusBadRequest, "after=%d is ahead of this server, whose last change is %d: "+
+			"the cursor belongs to another history (a server that restarted without its journal, or another journal); "+
+			"read the whole state again and subscribe without after", n, last)
+	case n < first-1:
+		return nil, errorf(http.StatusGone, "after=%d: this server holds the changes from %d on only: read the whole "+
+			"state again (GET /api/report, /api/beers and /api/kegs) and subscribe without after", n, first)
+	}
+	return &n, nil
 }
 
 // checkHandshake checks what websocket.Accept checks, to answer a JSON error.

@@ -30,10 +30,10 @@ func TestEveryClientGetsEveryEventInOrder(t *testing.T) {
 	var want []wsEvent
 	for i := range pours {
 		b := ts.pour(t, i%4+1, float64(100+i*9))
-		want = append(want, wsEvent{Event: "pour", Beer: &b})
+		want = append(want, wsEvent{Event: "pour", Seq: int64(i + 1), Beer: &b})
 	}
 	do(t, "DELETE", ts.url+"/api/beers/7", "")
-	want = append(want, wsEvent{Event: "deleted", ID: 7})
+	want = append(want, wsEvent{Event: "deleted", Seq: pours + 1, ID: 7})
 
 	var wg sync.WaitGroup
 	for i, s := range subs {

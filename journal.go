@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,12 +30,21 @@ const (
 //
 //	{"op":"pour","beer":{...}}     a pour was stored
 //	{"op":"delete","id":7}         pour 7 was deleted
+//	{"op":"keg","keg":{...}}       a keg was put on its tap, and the keg on it ended
+//	{"op":"kegSet","keg":{...}}    a keg was corrected: its level, lowAt or beverage
+//	{"op":"kegEnd","keg":{...}}    a keg came off its tap
 //	{"op":"deleted","beer":{...}}  a deleted pour, kept for its pourId (compaction writes these)
-//	{"op":"lastId","id":912}       the highest id issued so far (compaction writes this first)
+//	{"op":"lastId","id":912}       the highest pour id issued so far (compaction writes this first)
+//	{"op":"seq","seq":4051}        the number of the last change (compaction writes this last)
+//
+// Each change a record stands for is numbered by the store, one after the
+// other (see store.apply), so a replay numbers them as they were live.
 type record struct {
 	Op   string `json:"op"`
 	ID   int64  `json:"id,omitempty"`
 	Pour *pour  `json:"beer,omitempty"`
+	Keg  *keg   `json:"keg,omitempty"`
+	Seq  int64  `json:"seq,omitempty"`
 }
 
 // A journal decides every change, records it in the journal file and
@@ -76,21 +83,35 @@ type outcome uint8
 
 const (
 	refused      outcome = iota // nothing: the disk failed or the server is stopping, as err says
-	stored                      // the pour is new, and stored
+	stored                      // the pour, or the keg, is new and stored
 	storedBefore                // its tap stored this pourId before, with this volume: pour is that one
 	conflict                    // its tap stored this pourId before, with another volume: pour is that one
 	deleted                     // the pour is deleted
-	notFound                    // no stored pour has that id
+	updated                     // the keg is corrected
+	ended                       // the keg came off its tap
+	endedBefore                 // the keg had come off its tap already: nothing changed
+	notFound                    // no stored pour, or no keg, has that id
 )
 
-// A change is one request to the journal and, once done is closed, its outcome.
+// A change is one request to the journal and, once done is closed, its
+// outcome. It is a pour, a delete, a keg to put on tap, or a keg to
+// correct (patch) or end.
 type change struct {
-	pour    pour    // the pour to store, unless delete is set; then the pour stored, or found again
-	delete  int64   // the id of the pour to delete, or 0
-	outcome outcome //
-	err     error   // why it was refused
+	pour    pour      // the pour to store; once done, the pour stored, or found again
+	delete  int64     // the id of the pour to delete, or 0
+	keg     *keg      // the keg to put on tap; once decided, the keg as the change leaves it
+	kegID   int64     // the id of the keg to correct or end, or 0
+	patch   *kegPatch // what to correct; nil to end the keg
+	outcome outcome   //
+	view    kegView   // once done, the keg as the change left it
+	err     error     // why it was refused
 	done    chan struct{}
 }
+
+// alone reports whether c is committed in a batch of its own: a keg's
+// change is, so that it is decided against a store that holds every
+// change before it, and no pour decided with it is charged to another keg.
+func (c *change) alone() bool { return c.keg != nil || c.kegID != 0 }
 
 var errStopped = errors.New("the server is shutting down and did not store this change: send it again once it is back")
 
@@ -154,10 +175,24 @@ func (j *journal) close() {
 // run is the writer goroutine.
 func (j *journal) run() {
 	defer close(j.done)
-	for c := range j.changes {
+	var held *change // taken from changes, for the batch after this one
+	for {
+		c := held
+		if c == nil {
+			c = <-j.changes
+		}
+		if c == nil { // changes is closed, and every change committed
+			break
+		}
+		held = nil
 		batch := []*change{c}
-		for len(batch) < maxBatch && len(j.changes) > 0 {
-			batch = append(batch, <-j.changes)
+		for !c.alone() && len(batch) < maxBatch && len(j.changes) > 0 {
+			next := <-j.changes
+			if next.alone() {
+				held = next
+				break
+			}
+			batch = append(batch, next)
 		}
 		j.commit(batch)
 	}
@@ -198,8 +233,14 @@ func (j *journal) decide(c *change, lines []byte) []byte {
 		c.outcome, c.err = refused, err
 		return lines
 	}
-	if c.delete != 0 {
+	switch {
+	case c.delete != 0:
 		return j.decideDelete(c, lines)
+	case c.keg != nil:
+		c.keg.ID, c.keg.Started, c.outcome = j.store.kegCount()+1, j.stamp(), stored
+		return j.appendRecord(lines, record{Op: "keg", Keg: c.keg})
+	case c.kegID != 0:
+		return j.decideKeg(c, lines)
 	}
 	if c.pour.PourID != "" {
 		key := pourKey{c.pour.Tap, c.pour.PourID}
@@ -218,9 +259,47 @@ func (j *journal) decide(c *change, lines []byte) []byte {
 		j.batchIDs[key] = c
 	}
 	j.lastID++
-	j.lastAt = max(j.lastAt, stamp(j.now().UnixMilli())) // in time order, whatever the clock does
-	c.pour.ID, c.pour.At, c.outcome = j.lastID, j.lastAt, stored
+	c.pour.ID, c.pour.At, c.pour.Keg, c.outcome = j.lastID, j.stamp(), j.store.kegOn(c.pour.Tap), stored
 	return j.appendRecord(lines, record{Op: "pour", Pour: &c.pour})
+}
+
+// stamp returns the time a change is stored at: now, but never before
+// the change before it, whatever the clock does.
+func (j *journal) stamp() stamp {
+	j.lastAt = max(j.lastAt, stamp(j.now().UnixMilli()))
+	return j.lastAt
+}
+
+// decideKeg decides the correction or the end c of a keg, which must be
+// on its tap.
+func (j *journal) decideKeg(c *change, lines []byte) []byte {
+	k := j.store.keg(c.kegID)
+	switch {
+	case k == nil:
+		c.outcome = notFound
+		return lines
+	case k.Ended != 0:
+		c.outcome = endedBefore
+		return lines
+	}
+	changed := *k
+	c.keg = &changed
+	if c.patch == nil {
+		changed.Ended, c.outcome = j.stamp(), ended
+		return j.appendRecord(lines, record{Op: "kegEnd", Keg: c.keg})
+	}
+	p := c.patch
+	if p.remaining != nil {
+		changed.Level = k.levelAt(*p.remaining)
+	}
+	if p.lowAt != nil {
+		changed.LowAt = *p.lowAt
+	}
+	if p.beverage != nil {
+		changed.Beverage = *p.beverage
+	}
+	c.outcome = updated
+	return j.appendRecord(lines, record{Op: "kegSet", Keg: c.keg})
 }
 
 // decideDelete decides the delete c: the pour must be stored, and not
@@ -319,14 +398,16 @@ func (j *journal) open() (err error) {
 // Lines are decoded 4096 at a time, a share to a goroutine a core (half
 // the time on two cores), and applied in order.
 func (j *journal) replay() error {
-	r := bufio.NewReaderSize(j.file, 1<<20)
-	var pours []pour
-	var deleted []bool
-	if info, err := j.file.Stat(); err == nil { // room for every pour, whose record takes over 100 bytes
-		pours, deleted = make([]pour, 0, info.Size()/100), make([]bool, 0, info.Size()/100)
+	room := 0 // pours the file may hold: each record takes over 100 bytes
+	if info, err := j.file.Stat(); err == nil {
+		room = int(info.Size() / 100)
 	}
-	defer func() { j.store.load(pours, deleted) }()
-	var size int64 // bytes read before the line being applied
+	return j.store.load(room, j.replayFile)
+}
+
+func (j *journal) replayFile() error {
+	r := bufio.NewReaderSize(j.file, 1<<20)
+	var size, lastPour int64 // bytes read before the line being applied; the id of the last pour read
 	for line, eof := 1, false; !eof; {
 		var lines [][]byte
 		for len(lines) < 4096 && !eof {
@@ -340,20 +421,12 @@ func (j *journal) replay() error {
 		}
 		_, err := r.Peek(1)
 		eof = eof || err == io.EOF // the file ends with this chunk
-		recs, errs := make([]record, len(lines)), make([]error, len(lines))
-		var wg sync.WaitGroup
-		for w, n := 0, runtime.GOMAXPROCS(0); w < n; w++ {
-			wg.Go(func() {
-				for i := w; i < len(lines); i += n {
-					errs[i] = json.Unmarshal(lines[i], &recs[i])
-				}
-			})
-		}
-		wg.Wait()
+		recs, errs := decodeRecords(lines)
 		for i, data := range lines {
 			err, last := errs[i], eof && i == len(lines)-1
+			var changes []*change
 			if err == nil {
-				pours, deleted, err = j.replayRecord(recs[i], pours, deleted)
+				changes, err = j.replayRecord(recs[i], &lastPour)
 			}
 			if err != nil && last { // torn by a crash before it was acknowledged
 				if err := j.cut(size); err != nil {
@@ -362,19 +435,34 @@ func (j *journal) replay() error {
 				j.log.Warn("cut off the journal's last line, torn by a crash before it was acknowledged",
 					"file", j.path, "line", line, "bytes", len(data), "err", err)
 				return nil
-			} else if err != nil {
-				return fmt.Errorf("journal %s line %d is corrupt (%w); it is not the last line, so no crash tore it: repair or move the file, then start again", j.path, line, err)
 			}
+			if err != nil {
+				return fmt.Errorf("journal %s line %d is corrupt (%w); it is not the last line, so no crash tore it: "+
+					"repair or move the file, then start again", j.path, line, err)
+			}
+			j.store.apply(changes, j.publish)
 			size, j.records, line = size+int64(len(data)), j.records+1, line+1
 			if last && data[len(data)-1] != '\n' { // a last line whose newline a crash lost
-				if _, err := j.file.WriteString("\n"); err != nil {
-					return err
-				}
-				return j.file.Sync()
+				return j.completeLine()
 			}
 		}
 	}
 	return nil
+}
+
+// decodeRecords decodes lines into records, a share to a goroutine a core.
+func decodeRecords(lines [][]byte) ([]record, []error) {
+	recs, errs := make([]record, len(lines)), make([]error, len(lines))
+	var wg sync.WaitGroup
+	for w, n := 0, runtime.GOMAXPROCS(0); w < n; w++ {
+		wg.Go(func() {
+			for i := w; i < len(lines); i += n {
+				errs[i] = json.Unmarshal(lines[i], &recs[i])
+			}
+		})
+	}
+	wg.Wait()
+	return recs, errs
 }
 
 // cut cuts the journal file to size bytes, durably.
@@ -385,36 +473,87 @@ func (j *journal) cut(size int64) error {
 	return j.file.Sync()
 }
 
-// replayRecord applies one record to the pours read so far.
-func (j *journal) replayRecord(rec record, pours []pour, deleted []bool) ([]pour, []bool, error) {
-	p, n := rec.Pour, len(pours)
-	switch {
-	case rec.Op == "lastId":
+// completeLine ends the journal's last line, whose newline a crash lost.
+func (j *journal) completeLine() error {
+	if _, err := j.file.WriteString("\n"); err != nil {
+		return err
+	}
+	return j.file.Sync()
+}
+
+// replayRecord checks one record against the store and returns the
+// changes it stands for. lastPour is the id of the last pour read.
+func (j *journal) replayRecord(rec record, lastPour *int64) ([]*change, error) {
+	switch rec.Op {
+	case "lastId":
 		j.lastID = max(j.lastID, rec.ID)
-		return pours, deleted, nil
-	case rec.Op == "delete":
-		i, ok := slices.BinarySearchFunc(pours, rec.ID, func(p pour, id int64) int { return cmp.Compare(p.ID, id) })
-		if !ok || deleted[i] {
-			return pours, deleted, fmt.Errorf("delete of pour %d, which is not stored", rec.ID)
+		return nil, nil
+	case "seq": // what came before was the state, not changes
+		j.store.renumber(rec.Seq)
+		return nil, nil
+	case "delete":
+		if _, ok := j.store.find(rec.ID); !ok {
+			return nil, fmt.Errorf("delete of pour %d, which is not stored", rec.ID)
 		}
-		deleted[i] = true
-		return pours, deleted, nil
-	case rec.Op != "pour" && rec.Op != "deleted":
-		return pours, deleted, fmt.Errorf("unknown op %q", rec.Op)
+		return []*change{{delete: rec.ID, outcome: deleted}}, nil
+	case "pour", "deleted":
+		if err := j.checkPour(rec.Pour, *lastPour); err != nil {
+			return nil, err
+		}
+		*lastPour = rec.Pour.ID
+		j.lastID, j.lastAt = max(j.lastID, rec.Pour.ID), max(j.lastAt, rec.Pour.At)
+		changes := []*change{{pour: *rec.Pour, outcome: stored}}
+		if rec.Op == "deleted" {
+			changes = append(changes, &change{delete: rec.Pour.ID, outcome: deleted})
+		}
+		return changes, nil
+	case "keg", "kegSet", "kegEnd":
+		return j.replayKeg(rec)
+	}
+	return nil, fmt.Errorf("unknown op %q", rec.Op)
+}
+
+// checkPour checks a pour's record: lastPour is the id of the pour before.
+func (j *journal) checkPour(p *pour, lastPour int64) error {
+	switch {
 	case p == nil:
-		return pours, deleted, errors.New(`the record has no "beer"`)
+		return errors.New(`the record has no "beer"`)
 	case p.ID < 1 || p.Tap < 1:
-		return pours, deleted, fmt.Errorf("pour %d of tap %d: ids start at 1", p.ID, p.Tap)
-	case n > 0 && p.ID <= pours[n-1].ID:
-		return pours, deleted, fmt.Errorf("pour id %d comes after pour %d: ids must ascend", p.ID, pours[n-1].ID)
+		return fmt.Errorf("pour %d of tap %d: ids start at 1", p.ID, p.Tap)
+	case p.ID <= lastPour:
+		return fmt.Errorf("pour id %d comes after pour %d: ids must ascend", p.ID, lastPour)
 	case p.PourID != "" && !validPourID(p.PourID):
-		return pours, deleted, fmt.Errorf("pour %d: invalid pourId %q", p.ID, p.PourID)
+		return fmt.Errorf("pour %d: invalid pourId %q", p.ID, p.PourID)
+	case p.Keg != 0 && j.store.keg(p.Keg) == nil:
+		return fmt.Errorf("pour %d: keg %d was never put on tap", p.ID, p.Keg)
 	}
 	if g, ok := classify(p.Volume); !ok || g != p.Glass {
-		return pours, deleted, fmt.Errorf("pour %d: volume %v ml is not a %s", p.ID, p.Volume, p.Glass)
+		return fmt.Errorf("pour %d: volume %v ml is not a %s", p.ID, p.Volume, p.Glass)
 	}
-	j.lastID, j.lastAt = max(j.lastID, p.ID), max(j.lastAt, p.At)
-	return append(pours, *p), append(deleted, rec.Op == "deleted"), nil
+	return nil
+}
+
+// replayKeg checks a keg's record and returns its change.
+func (j *journal) replayKeg(rec record) ([]*change, error) {
+	k := rec.Keg
+	if k == nil {
+		return nil, errors.New(`the record has no "keg"`)
+	}
+	j.lastAt = max(j.lastAt, k.Started, k.Ended)
+	if rec.Op == "keg" {
+		if k.ID != j.store.kegCount()+1 || k.Tap < 1 || !(k.Size >= minKeg && k.Size <= maxKeg) {
+			return nil, fmt.Errorf("keg %d of tap %d, %v ml: ids ascend by one, from 1, and sizes are in range",
+				k.ID, k.Tap, k.Size)
+		}
+		return []*change{{keg: k, outcome: stored}}, nil
+	}
+	if old := j.store.keg(k.ID); old == nil || old.Ended != 0 || old.Tap != k.Tap {
+		return nil, fmt.Errorf("%s of keg %d, which is not on tap %d", rec.Op, k.ID, k.Tap)
+	}
+	if rec.Op == "kegEnd" {
+		return []*change{{keg: k, outcome: ended}}, nil
+	}
+	return []*change{{keg: k, outcome: updated}}, nil
 }
 
 // syncDir makes the creation or renaming of the file at path durable.
@@ -434,8 +573,8 @@ func (j *journal) worthCompacting() bool {
 }
 
 // compact rewrites the journal to hold only what a replay needs: the
-// highest id issued, the stored pours, and the deleted pours that had a
-// pourId. It writes them to a temporary file beside the journal, syncs it,
+// highest id issued, every keg, the stored pours, the deleted pours that
+// had a pourId, and the number of the last change. It writes them to a temporary file beside the journal, syncs it,
 // renames it over the journal and syncs the folder, so that a crash at any
 // moment leaves the old journal or the new one whole. Changes wait
 // meanwhile; reads do not.
@@ -491,6 +630,10 @@ func (j *journal) writeKept(f *os.File, perm os.FileMode) (int, error) {
 	enc := json.NewEncoder(w) // numbers and checked strings only: encoding never fails
 	enc.Encode(record{Op: "lastId", ID: j.lastID})
 	records := 1
+	j.store.eachKeg(func(k *keg) {
+		enc.Encode(record{Op: "keg", Keg: k})
+		records++
+	})
 	j.store.eachKept(func(p *pour, stored bool) {
 		op := "deleted"
 		if stored {
@@ -499,6 +642,8 @@ func (j *journal) writeKept(f *os.File, perm os.FileMode) (int, error) {
 		enc.Encode(record{Op: op, Pour: p})
 		records++
 	})
+	enc.Encode(record{Op: "seq", Seq: j.store.lastSeq()})
+	records++
 	if err := w.Flush(); err != nil {
 		return 0, err
 	}

@@ -247,8 +247,10 @@ func TestStartUpCompactsWhenWorthwhile(t *testing.T) {
 		fmt.Fprintf(&b, `{"op":"delete","id":%d}`+"\n", id)
 	}
 	ts, data := startWithJournal(t, b.String())
-	if got := readFile(t, data); strings.Count(got, "\n") != 3 || !strings.HasPrefix(got, `{"op":"lastId","id":1030}`) {
-		t.Errorf("journal after start-up:\n%s\nwant lastId 1030 and the 2 stored pours", got)
+	got := readFile(t, data)
+	if strings.Count(got, "\n") != 4 || !strings.HasPrefix(got, `{"op":"lastId","id":1030}`) ||
+		!strings.HasSuffix(got, `{"op":"seq","seq":2058}`+"\n") {
+		t.Errorf("journal after start-up:\n%s\nwant lastId 1030, the 2 stored pours and seq 2058", got)
 	}
 	if b := ts.pour(t, 1, 500); b.ID != 1031 {
 		t.Errorf("next id = %d; want 1031", b.ID)

@@ -68,6 +68,7 @@ type config struct {
 	dataFile       string           // DATA_FILE: beers.jsonl by default; :memory: keeps nothing
 	reportInterval time.Duration    // REPORT_INTERVAL: 10s by default; 0 sends no periodic report
 	pingInterval   time.Duration    // PING_INTERVAL: 30s by default
+	changesKept    int              // CHANGES_KEPT: the changes held for subscribers that resume; 100000 by default
 	logFormat      string           // LOG_FORMAT: text (default) or json
 	allowedOrigins []string         // ALLOWED_ORIGINS: other web origins that may subscribe and write
 	tlsCert        string           // TLS_CERT_FILE: with TLS_KEY_FILE, serve HTTPS and WSS only; none by default
@@ -97,6 +98,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	cfg.reportInterval = interval("REPORT_INTERVAL", 10*time.Second, 0, "a duration like 10s or 1m, or 0 for no periodic report")
 	cfg.pingInterval = interval("PING_INTERVAL", 30*time.Second, time.Millisecond, "a duration like 30s or 5s")
+	kept, err := strconv.Atoi(cmp.Or(getenv("CHANGES_KEPT"), "100000"))
+	if cfg.changesKept = kept; err != nil || kept < 0 {
+		bad("CHANGES_KEPT", "a whole number of changes from 0, like 100000")
+	}
 	port, err := strconv.Atoi(cmp.Or(getenv("PORT"), "8338"))
 	if cfg.port = port; err != nil || port < 0 || port > 65535 {
 		bad("PORT", "a port number from 0 to 65535")
@@ -142,7 +147,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		log = slog.New(slog.NewJSONHandler(stderr, nil))
 	}
 	cfg.auth.logMode(log, cfg.tlsCert != "")
-	s := newStore()
+	s := newStore(cfg.now, cfg.changesKept)
 	h := newHub(s, cfg.reportInterval, cfg.pingInterval, log, cfg.now)
 	j, err := openJournal(cfg.dataFile, s, h.publish, log, cfg.now)
 	if err != nil {
@@ -233,17 +238,22 @@ type route struct {
 func routes(cfg config, s *store, j *journal, h *hub, requests requestCounts) []route {
 	return []route{
 		{"POST /api/beers", strict(handleCreate(j, cfg.auth))},
-		{"GET /api/beers", strict(handleList(s), "page", "page_size", "from", "to", "type", "tapId")},
-		{"GET /api/beers.csv", strict(handleCSV(s), "from", "to", "type", "tapId")},
+		{"GET /api/beers", strict(handleList(s), "page", "page_size", "from", "to", "type", "tapId", "kegId")},
+		{"GET /api/beers.csv", strict(handleCSV(s), "from", "to", "type", "tapId", "kegId")},
 		{"GET /api/beers/{id}", strict(handleGet(s))},
 		{"DELETE /api/beers/{id}", strict(handleDelete(j, cfg.auth))},
+		{"POST /api/kegs", strict(handleStartKeg(j, cfg.auth))},
+		{"GET /api/kegs", strict(handleKegs(s), "tapId", "onTap", "page", "page_size")},
+		{"GET /api/kegs/{id}", strict(handleKeg(s))},
+		{"PATCH /api/kegs/{id}", strict(handleChangeKeg(s, j, cfg.auth, false))},
+		{"POST /api/kegs/{id}/end", strict(handleChangeKeg(s, j, cfg.auth, true))},
 		{"GET /api/report", strict(handleReport(s))},
 		{"GET /api/taps", strict(handleTaps(s, h.presence, cfg.auth))},
 		{"GET /api/openapi.json", serveAsset("openapi.json")},
 		{"GET /healthz", handleHealth(j)},
 		{"GET /metrics", handleMetrics(s, j, h, requests, cfg.metricsToken)},
 		{"GET /debug/stats", handleStats(s, h)},
-		{"GET /sockets/beers", strict(handleSubscribe(h, cfg.auth), "tapId", "own")},
+		{"GET /sockets/beers", strict(handleSubscribe(h, cfg.auth), "tapId", "own", "after")},
 		{"GET /{$}", serveAsset("index.html")},
 		{"GET /app.js", serveAsset("app.js")},
 		{"GET /app.css", serveAsset("app.css")},

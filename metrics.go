@@ -64,7 +64,8 @@ func handleMetrics(s *store, j *journal, h *hub, requests requestCounts, token s
 			metric(name, kind, help)
 			fmt.Fprintf(out, "%s %v\n", name, v)
 		}
-		counted, deletes := s.counters()
+		since := s.counters()
+		counted := since.taps
 		taps := slices.Sorted(maps.Keys(counted))
 		metric("altair_pours_total", "counter", "Pours stored since the server started, by tap and glass.")
 		for _, tap := range taps {
@@ -76,7 +77,20 @@ func handleMetrics(s *store, j *journal, h *hub, requests requestCounts, token s
 		for _, tap := range taps {
 			fmt.Fprintf(out, "altair_pour_volume_millilitres_total{tap=\"%d\"} %g\n", tap, float64(counted[tap].microlitres)/1000)
 		}
-		single("altair_deletes_total", "counter", "Pours deleted since the server started.", deletes)
+		single("altair_deletes_total", "counter", "Pours deleted since the server started.", since.deletes)
+		kegs := s.report().Kegs
+		metric("altair_keg_remaining_millilitres", "gauge", "Millilitres left in each keg on tap.")
+		for _, k := range kegs {
+			fmt.Fprintf(out, "altair_keg_remaining_millilitres{tap=\"%d\",keg=\"%d\"} %g\n", k.Tap, k.ID, k.Remaining)
+		}
+		metric("altair_keg_size_millilitres", "gauge", "The full volume of each keg on tap.")
+		for _, k := range kegs {
+			fmt.Fprintf(out, "altair_keg_size_millilitres{tap=\"%d\",keg=\"%d\"} %g\n", k.Tap, k.ID, k.Size)
+		}
+		metric("altair_keg_alerts_total", "counter", "Kegs that a pour took low or empty since the server started.")
+		for _, change := range []string{"empty", "low"} {
+			fmt.Fprintf(out, "altair_keg_alerts_total{change=%q} %d\n", change, since.alerts[change])
+		}
 		metric("altair_requests_total", "counter", "HTTP requests answered, by route and status.")
 		routes := slices.Sorted(maps.Keys(requests))
 		for _, route := range routes {

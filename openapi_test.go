@@ -53,7 +53,7 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 	t.Parallel()
 	doc := readOpenAPI(t)
 	log := slog.New(slog.DiscardHandler)
-	s := newStore()
+	s := newStore(time.Now, 0)
 	h := newHub(s, 0, time.Second, log, time.Now)
 	j, _ := openJournal(memoryOnly, s, h.publish, log, time.Now)
 	defer j.close()

@@ -205,9 +205,9 @@ func (f *fields) number(name, what string, required bool) (float64, bool) {
 	return n, ok
 }
 
-// text returns the optional field name, a JSON string; see get.
-func (f *fields) text(name, what string) (string, bool) {
-	raw, ok := f.get(name, "a string", what, false)
+// text returns the field name, a JSON string; see get.
+func (f *fields) text(name, what string, required bool) (string, bool) {
+	raw, ok := f.get(name, "a string", what, required)
 	var s string
 	json.Unmarshal(raw, &s)
 	return s, ok

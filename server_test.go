@@ -382,6 +382,7 @@ type apiBeer struct {
 	Type      string  `json:"type"`
 	Timestamp string  `json:"timestamp"`
 	PourID    string  `json:"pourId"`
+	KegID     int64   `json:"kegId"`
 }
 
 type beerBody struct {
@@ -401,6 +402,8 @@ type reportBody struct {
 	Volume float64             `json:"volume"`
 	Taps   map[string]tapShare `json:"taps"`
 	Types  map[string]int      `json:"types"`
+	Kegs   []kegBody           `json:"kegs"`
+	Seq    int64               `json:"seq"`
 }
 
 type tapShare struct {
@@ -489,6 +492,9 @@ func (ts *testServer) everything(t *testing.T) []apiBeer {
 // wsEvent is a WebSocket event as a client decodes it.
 type wsEvent struct {
 	Event  string      `json:"event"`
+	Change string      `json:"change"`
+	Seq    int64       `json:"seq"`
+	Keg    *kegBody    `json:"keg"`
 	Beer   *apiBeer    `json:"beer"`
 	ID     int64       `json:"id"`
 	Report *reportBody `json:"report"`
@@ -498,12 +504,13 @@ type wsEvent struct {
 // tapBody is a tap's status as a client decodes it, in a tap event or in
 // GET /api/taps (which adds what it poured).
 type tapBody struct {
-	TapID    int64   `json:"tapId"`
-	Online   bool    `json:"online"`
-	Since    string  `json:"since"`
-	LastPour string  `json:"lastPour"`
-	Beers    int     `json:"beers"`
-	Volume   float64 `json:"volume"`
+	TapID    int64    `json:"tapId"`
+	Online   bool     `json:"online"`
+	Since    string   `json:"since"`
+	LastPour string   `json:"lastPour"`
+	Beers    int      `json:"beers"`
+	Volume   float64  `json:"volume"`
+	Keg      *kegBody `json:"keg"`
 }
 
 // A subscription is a real WebSocket client of /sockets/beers.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 )
 
 // A store holds in memory every pour that reached the journal, by value in
@@ -24,14 +25,28 @@ type store struct {
 	// before it. apply publishes a batch's events holding mu for writing;
 	// withReport takes a report and its place in the stream holding it for
 	// reading. So the two never interleave.
-	mu      sync.RWMutex
-	pours   []pour           // every pour since start-up, deleted ones too
-	stored  index            // the pours stored now
-	taps    map[int64]*index // every tap's stored pours, for the taps with one, by id
-	graves  int              // deleted pours that had a pourId, which compaction keeps
-	pourIDs pourIndex        // every pour that came with a pourId, deleted or not
-	counted map[int64]counts // what each tap has poured since start-up, for /metrics
-	deletes int64            // deletes since start-up
+	mu          sync.RWMutex
+	pours       []pour           // every pour since start-up, deleted ones too
+	deleted     []bool           // which of pours are deleted
+	stored      index            // the pours stored now
+	taps        map[int64]*index // every tap's stored pours, for the taps with one, by id
+	graves      int              // deleted pours that had a pourId, which compaction keeps
+	pourIDs     pourIndex        // every pour that came with a pourId, deleted or not
+	kegs        []*keg           // every keg, by id less one
+	onTap       map[int64]*keg   // the keg on each tap that has one, by tap id
+	since       sinceStart       // what happened since start-up, for /metrics
+	seq         int64            // the number of the last change: each gets the next one
+	history     []event          // the last changes' events, in order, for subscribers that resume
+	changesKept int              // CHANGES_KEPT: how many of them history holds at least
+	loading     bool             // replaying the journal: stored and taps are indexed once it is done
+	now         func() time.Time // the clock of the forecasts
+}
+
+// sinceStart is what the store counts from start-up, replays aside.
+type sinceStart struct {
+	taps    map[int64]counts // what each tap poured
+	deletes int64            // pours deleted
+	alerts  map[string]int64 // keg alerts, by change: low or empty
 }
 
 // counts is what a tap has poured: pours by glass, and their volume.
@@ -48,34 +63,204 @@ type index struct {
 	microlitres int64 // the volume of the pours in all, kept exact
 }
 
-// A filter selects pours; its zero value selects every pour.
+// A filter selects pours, or kegs; its zero value selects every one.
 type filter struct {
-	tap   int64  // only this tap's pours, or any tap's when 0
+	tap   int64  // only this tap's, or any tap's when 0
+	keg   int64  // only the pours of this keg, or any when 0
 	glass *glass // only pours of this glass, or any when nil
 	from  *stamp // only pours stored from then on, or since the first when nil
 	to    *stamp // only pours stored before then, or until now when nil
+	onTap *bool  // only kegs on a tap (true) or ended (false), or any when nil
 }
 
-func newStore() *store {
-	return &store{taps: make(map[int64]*index), counted: make(map[int64]counts),
+func newStore(now func() time.Time, kept int) *store {
+	return &store{taps: make(map[int64]*index), onTap: make(map[int64]*keg), now: now, changesKept: kept,
+		since:   sinceStart{taps: make(map[int64]counts), alerts: map[string]int64{"low": 0, "empty": 0}},
 		pourIDs: pourIndex{seed: maphash.MakeSeed(), slots: make([]int32, 1024)}}
 }
 
 // apply applies a batch that the journal has committed, and publishes the
-// events of its changes in order, under the lock (see mu).
+// events of its changes in order, under the lock (see mu). Each event is
+// a change, numbered by seq. Replay applies the journal's records with it
+// too, so that a change means the same, and has the same number, whether
+// it comes live or from the journal.
 func (s *store) apply(batch []*change, publish func(event)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range batch {
-		switch c.outcome {
-		case stored:
-			s.add(c.pour)
-			publish(event{Event: "pour", Pour: &c.pour})
-		case deleted:
-			s.remove(c.delete)
-			publish(event{Event: "deleted", ID: c.delete})
+		for _, e := range s.take(c) {
+			s.seq++
+			e.Seq = s.seq
+			s.history = append(s.history, e)
+			if len(s.history) >= 2*s.changesKept { // so each event is copied once at most
+				s.history = slices.Clone(s.history[len(s.history)-s.changesKept:])
+			}
+			publish(e)
 		}
 	}
+}
+
+// renumber sets the number of the last change, which a compacted journal
+// records, and forgets the history before it.
+func (s *store) renumber(seq int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq, s.history = seq, nil
+}
+
+// held returns the numbers of the first and the last change whose events
+// the store holds; first is last+1 when it holds none.
+func (s *store) held() (first, last int64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.seq - int64(len(s.history)) + 1, s.seq
+}
+
+// withChanges calls f with the events of every change after change n,
+// under the lock (see mu), unless the store no longer holds them all.
+func (s *store) withChanges(n int64, f func([]event)) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if n < s.seq-int64(len(s.history)) || n > s.seq {
+		return false
+	}
+	f(slices.Clone(s.history[int64(len(s.history))-(s.seq-n):]))
+	return true
+}
+
+// take applies one committed change, and returns its events.
+func (s *store) take(c *change) []event {
+	switch {
+	case c.outcome == stored && c.keg != nil:
+		return s.start(*c.keg, c)
+	case c.outcome == stored:
+		s.add(c.pour)
+		p := c.pour // not c's, which history would keep
+		return append([]event{{Event: "pour", Pour: &p}}, s.charge(c.pour, 1)...)
+	case c.outcome == deleted:
+		s.charge(s.remove(c.delete), -1)
+		return []event{{Event: "deleted", ID: c.delete}}
+	case c.outcome == updated || c.outcome == ended:
+		k := s.kegs[c.keg.ID-1]
+		k.Beverage, k.Level, k.LowAt, k.Ended = c.keg.Beverage, c.keg.Level, c.keg.LowAt, c.keg.Ended
+		change := "updated"
+		if k.Ended != 0 {
+			delete(s.onTap, k.Tap)
+			change = "ended"
+		}
+		c.view = s.view(k)
+		return []event{{Event: "keg", Change: change, Keg: &c.view}}
+	}
+	return nil
+}
+
+// start puts k on its tap, ending the keg that was on it, unless k has
+// ended already (a compacted journal holds every keg).
+func (s *store) start(k keg, c *change) []event {
+	var events []event
+	if old := s.onTap[k.Tap]; old != nil && k.Ended == 0 {
+		old.Ended = k.Started
+		view := s.view(old)
+		events = append(events, event{Event: "keg", Change: "ended", Keg: &view})
+	}
+	s.kegs = append(s.kegs, &k)
+	if k.Ended == 0 {
+		s.onTap[k.Tap] = &k
+	}
+	c.view = s.view(&k)
+	return append(events, event{Event: "keg", Change: "started", Keg: &c.view})
+}
+
+// charge charges p's volume to its keg (by 1), or gives it back (by -1).
+// A pour that takes its keg to empty, or low, returns that keg event.
+func (s *store) charge(p pour, by int) []event {
+	if p.Keg == 0 {
+		return nil
+	}
+	k := s.kegs[p.Keg-1]
+	_, _, wasLow, wasEmpty := k.level()
+	k.served += int64(by) * microlitres(p.Volume)
+	k.pours += by
+	_, _, low, empty := k.level()
+	change := ""
+	switch {
+	case by < 0:
+		return nil
+	case empty && !wasEmpty:
+		change = "empty"
+	case low && !wasLow:
+		change = "low"
+	default:
+		return nil
+	}
+	if !s.loading {
+		s.since.alerts[change]++
+	}
+	view := s.view(k)
+	return []event{{Event: "keg", Change: change, Keg: &view}}
+}
+
+// view is k as the API shows it, with its forecast (none while loading).
+func (s *store) view(k *keg) kegView {
+	recent := int64(0) // microlitres poured from k in the last hour
+	now := stamp(s.now().UnixMilli())
+	if t := s.taps[k.Tap]; t != nil && !s.loading {
+		for i := len(t.all) - 1; i >= 0 && s.pours[t.all[i]].At >= now-stamp(time.Hour.Milliseconds()); i-- {
+			if p := s.pours[t.all[i]]; p.Keg == k.ID {
+				recent += microlitres(p.Volume)
+			}
+		}
+	}
+	return k.view(recent, now)
+}
+
+// keg returns the keg with the given id, or nil. The caller holds mu or is
+// the journal's writer.
+func (s *store) keg(id int64) *keg {
+	if id < 1 || id > int64(len(s.kegs)) {
+		return nil
+	}
+	return s.kegs[id-1]
+}
+
+// kegOn returns the id of the keg on tap, or 0. The caller holds mu or is
+// the journal's writer.
+func (s *store) kegOn(tap int64) int64 {
+	if k := s.onTap[tap]; k != nil {
+		return k.ID
+	}
+	return 0
+}
+
+// kegCount returns how many kegs were ever put on a tap. The caller holds
+// mu or is the journal's writer.
+func (s *store) kegCount() int64 { return int64(len(s.kegs)) }
+
+// kegPage returns the kegs that f selects by tap and onTap, oldest first,
+// from offset on, at most limit of them, and how many match in all.
+func (s *store) kegPage(f filter, offset, limit int) ([]kegView, int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	page, total := []kegView{}, 0
+	for _, k := range s.kegs {
+		if f.tap != 0 && k.Tap != f.tap || f.onTap != nil && *f.onTap != (k.Ended == 0) {
+			continue
+		}
+		if total++; total > offset && len(page) < limit {
+			page = append(page, s.view(k))
+		}
+	}
+	return page, total
+}
+
+// kegView returns the keg with the given id as the API shows it.
+func (s *store) kegView(id int64) (kegView, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if k := s.keg(id); k != nil {
+		return s.view(k), true
+	}
+	return kegView{}, false
 }
 
 // withReport calls f with a report of the pours stored now, under the
@@ -101,16 +286,15 @@ func (s *store) size() int {
 	return len(s.stored.all)
 }
 
-// counters returns what each tap has poured since start-up, and the
-// deletes since start-up.
-func (s *store) counters() (map[int64]counts, int64) {
+// counters returns what the store counted since start-up.
+func (s *store) counters() sinceStart {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return maps.Clone(s.counted), s.deletes
+	return sinceStart{maps.Clone(s.since.taps), s.since.deletes, maps.Clone(s.since.alerts)}
 }
 
-// tapSums returns, for each tap with a stored pour, its pours, their
-// volume and when the last was stored.
+// tapSums returns, for each tap with a stored pour or a keg, its pours,
+// their volume, when the last was stored, and its keg.
 func (s *store) tapSums() map[int64]tapInfo {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -118,6 +302,11 @@ func (s *store) tapSums() map[int64]tapInfo {
 	for id, t := range s.taps {
 		last := s.pours[t.all[len(t.all)-1]].At
 		sums[id] = tapInfo{LastPour: &last, Beers: len(t.all), Volume: float64(t.microlitres) / 1000}
+	}
+	for id, k := range s.onTap {
+		sum, view := sums[id], s.view(k)
+		sum.Keg = &view
+		sums[id] = sum
 	}
 	return sums
 }
@@ -142,13 +331,17 @@ func (s *store) page(f filter, offset, limit int) ([]pour, int) {
 }
 
 // after returns the pours matching f whose id is after id, at most limit
-// of them.
-func (s *store) after(f filter, id int64, limit int) []pour {
+// of them, and the names of the beverages of their kegs, by keg id.
+func (s *store) after(f filter, id int64, limit int) ([]pour, map[int64]string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	list := s.matching(f)
 	k, _ := slices.BinarySearchFunc(list, id+1, func(i int32, id int64) int { return cmp.Compare(s.pours[i].ID, id) })
-	return s.copyOut(list[k:], limit)
+	beverages := make(map[int64]string, len(s.kegs))
+	for _, k := range s.kegs {
+		beverages[k.ID] = k.Beverage.Name
+	}
+	return s.copyOut(list[k:], limit), beverages
 }
 
 // copyOut copies the first limit pours of list out of the store.
@@ -161,9 +354,13 @@ func (s *store) copyOut(list []int32, limit int) []pour {
 }
 
 // matching returns the positions of the pours that match f. Pours are
-// stored in time order, so its time range is found by binary search. The
+// stored in time order, so a time range is found by binary search, and a
+// keg's pours are those of its tap between its start and its end. The
 // caller holds mu.
 func (s *store) matching(f filter) []int32 {
+	if f.keg != 0 {
+		return s.kegPours(f)
+	}
 	x := &s.stored
 	if f.tap != 0 {
 		x = cmp.Or(s.taps[f.tap], &index{}) // none stored: an empty index
@@ -186,14 +383,37 @@ func (s *store) matching(f filter) []int32 {
 	return list[min(start, end):end]
 }
 
+// kegPours returns the positions of the pours of f.keg that match f.
+func (s *store) kegPours(f filter) []int32 {
+	k := s.keg(f.keg)
+	if k == nil || f.tap != 0 && f.tap != k.Tap {
+		return nil
+	}
+	from, to := k.Started, stamp(math.MaxInt64)
+	if k.Ended != 0 {
+		to = k.Ended + 1
+	}
+	if f.from != nil {
+		from = max(from, *f.from)
+	}
+	if f.to != nil {
+		to = min(to, *f.to)
+	}
+	f.keg, f.tap, f.from, f.to = 0, k.Tap, &from, &to
+	var list []int32
+	for _, i := range s.matching(f) {
+		if s.pours[i].Keg == k.ID {
+			list = append(list, i)
+		}
+	}
+	return list
+}
+
 // find returns the position of the pour with the given id, and whether it
 // is stored. The caller holds mu or is the journal's writer.
 func (s *store) find(id int64) (int32, bool) {
 	i, ok := slices.BinarySearchFunc(s.pours, id, func(p pour, id int64) int { return cmp.Compare(p.ID, id) })
-	if ok {
-		_, ok = slices.BinarySearch(s.stored.all, int32(i))
-	}
-	return int32(i), ok
+	return int32(i), ok && !s.deleted[i]
 }
 
 // byPourID returns the pour, stored or deleted, that tap sent under
@@ -205,23 +425,23 @@ func (s *store) byPourID(key pourKey) (pour, bool) {
 // add stores p, whose id is higher than any before. The caller holds mu.
 func (s *store) add(p pour) {
 	s.pours = append(s.pours, p)
-	s.index(int32(len(s.pours)-1), true)
-	c := s.counted[p.Tap]
-	c.pours[p.Glass]++
-	c.microlitres += microlitres(p.Volume)
-	s.counted[p.Tap] = c
-}
-
-// index puts the pour at position i in the pourId index and, if stored, the others.
-func (s *store) index(i int32, stored bool) {
-	p := s.pours[i]
+	s.deleted = append(s.deleted, false)
 	if p.PourID != "" {
-		s.pourIDs.add(s.pours, i)
+		s.pourIDs.add(s.pours, int32(len(s.pours)-1))
 	}
-	if !stored {
-		s.graves += min(len(p.PourID), 1)
+	if s.loading {
 		return
 	}
+	s.index(int32(len(s.pours) - 1))
+	c := s.since.taps[p.Tap]
+	c.pours[p.Glass]++
+	c.microlitres += microlitres(p.Volume)
+	s.since.taps[p.Tap] = c
+}
+
+// index puts the stored pour at position i in the indexes.
+func (s *store) index(i int32) {
+	p := s.pours[i]
 	t := s.taps[p.Tap]
 	if t == nil {
 		t = &index{}
@@ -234,10 +454,17 @@ func (s *store) index(i int32, stored bool) {
 	}
 }
 
-// remove deletes the stored pour with the given id. The caller holds mu.
-func (s *store) remove(id int64) {
+// remove deletes the stored pour with the given id, and returns it. The
+// caller holds mu.
+func (s *store) remove(id int64) pour {
 	i, _ := s.find(id)
 	p := s.pours[i]
+	s.deleted[i] = true
+	s.graves += min(len(p.PourID), 1)
+	if s.loading {
+		return p
+	}
+	s.since.deletes++
 	t := s.taps[p.Tap]
 	for _, x := range []*index{&s.stored, t} {
 		k, _ := slices.BinarySearch(x.all, i)
@@ -249,20 +476,26 @@ func (s *store) remove(id int64) {
 	if len(t.all) == 0 {
 		delete(s.taps, p.Tap)
 	}
-	s.graves += min(len(p.PourID), 1)
-	s.deletes++
+	return p
 }
 
-// load fills an empty store with the pours that replay read, in id order;
-// deleted says which are deleted. Indexing them in one pass makes the
-// deletes of a long journal cheap.
-func (s *store) load(pours []pour, deleted []bool) {
+// load replays the journal into the empty store: replay applies every
+// record, and the stored pours are indexed in one pass at the end, which
+// makes the deletes of a long journal cheap. room is how many pours the
+// journal may hold.
+func (s *store) load(room int, replay func() error) error {
+	s.pours, s.deleted = make([]pour, 0, room), make([]bool, 0, room)
+	s.loading = true
+	err := replay()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pours = pours
-	for i := range pours {
-		s.index(int32(i), !deleted[i])
+	s.loading = false
+	for i := range s.pours {
+		if !s.deleted[i] {
+			s.index(int32(i))
+		}
 	}
+	return err
 }
 
 // kept returns how many pours a compacted journal keeps: the stored ones,
@@ -281,6 +514,18 @@ func (s *store) eachKept(f func(p *pour, stored bool)) {
 		if isStored || s.pours[i].PourID != "" {
 			f(&s.pours[i], isStored)
 		}
+	}
+}
+
+// lastSeq returns the number of the last change. The caller is the
+// journal's writer.
+func (s *store) lastSeq() int64 { return s.seq }
+
+// eachKeg calls f with every keg, in id order. The caller is the
+// journal's writer.
+func (s *store) eachKeg(f func(k *keg)) {
+	for _, k := range s.kegs {
+		f(k)
 	}
 }
 
@@ -344,6 +589,8 @@ type report struct {
 	Volume float64             `json:"volume"` // their millilitres
 	Taps   map[int64]tapReport `json:"taps"`   // by tap id, for the taps with a stored pour
 	Types  map[glass]int       `json:"types"`  // pours per glass; every glass is there
+	Kegs   []kegView           `json:"kegs"`   // the kegs on tap, by tap id
+	Seq    int64               `json:"seq"`    // the last change it counts
 }
 
 type tapReport struct {
@@ -362,6 +609,10 @@ func (s *store) tally() report {
 	for id, t := range s.taps {
 		share := math.Round(float64(len(t.all))*10000/float64(r.Total)) / 100
 		r.Taps[id] = tapReport{Beers: len(t.all), Volume: float64(t.microlitres) / 1000, Share: share}
+	}
+	r.Seq, r.Kegs = s.seq, make([]kegView, 0, len(s.onTap))
+	for _, tap := range slices.Sorted(maps.Keys(s.onTap)) {
+		r.Kegs = append(r.Kegs, s.view(s.onTap[tap]))
 	}
 	return r
 }

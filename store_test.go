@@ -3,13 +3,14 @@ package main
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // TestPourIndex fills the pourId index past several growths, with the
 // same pourIds on different taps, and finds every pour again.
 func TestPourIndex(t *testing.T) {
 	t.Parallel()
-	s := newStore()
+	s := newStore(time.Now, 0)
 	for id := 1; id <= 5000; id++ {
 		p := pourOf(id)
 		p.PourID = fmt.Sprintf("p%d", id%1700) // each name on several taps
@@ -42,7 +43,7 @@ func TestPourIndex(t *testing.T) {
 // three of which share each millisecond and some of which are deleted.
 func TestTimeRanges(t *testing.T) {
 	t.Parallel()
-	s := newStore()
+	s := newStore(time.Now, 0)
 	for id := 1; id <= 300; id++ {
 		p := pourOf(id)
 		p.At = stamp(1000 + id/3)
@@ -102,7 +103,7 @@ func TestAfterPagesThroughEveryMatch(t *testing.T) {
 		for _, limit := range []int{1, 3, 1000, 5000} {
 			var got []int64
 			for after := int64(0); ; {
-				chunk := s.after(f, after, limit)
+				chunk, _ := s.after(f, after, limit)
 				if len(chunk) == 0 {
 					break
 				}

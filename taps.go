@@ -46,9 +46,10 @@ func (p *presence) change(tap int64, by int) (tapStatus, bool) {
 // A tapInfo is what GET /api/taps tells of a tap.
 type tapInfo struct {
 	tapStatus
-	LastPour *stamp  `json:"lastPour,omitempty"` // when its last stored pour was stored
-	Beers    int     `json:"beers"`              // its stored pours
-	Volume   float64 `json:"volume"`             // their millilitres
+	LastPour *stamp   `json:"lastPour,omitempty"` // when its last stored pour was stored
+	Beers    int      `json:"beers"`              // its stored pours
+	Volume   float64  `json:"volume"`             // their millilitres
+	Keg      *kegView `json:"keg,omitempty"`      // the keg on it
 }
 
 // handleTaps answers every tap the server knows, by id: those with a

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// A keg is a keg put on a tap, as the journal records it; the store adds
+// what its pours served.
+type keg struct {
+	ID       int64    `json:"id"`                // given by the journal: 1, 2, 3, ... never reused
+	Tap      int64    `json:"tapId"`             // the tap it is on, or was on once ended
+	Beverage beverage `json:"beverage"`          // what it holds
+	Size     float64  `json:"size"`              // its full volume, in millilitres
+	Level    float64  `json:"level"`             // what it would hold had none of its pours been served
+	LowAt    float64  `json:"lowAt"`             // the percent at or below which it is low
+	Started  stamp    `json:"startedAt"`         // when it was put on its tap
+	Ended    stamp    `json:"endedAt,omitempty"` // when it came off, or 0 while on tap
+
+	served int64 // the microlitres of its stored pours
+	pours  int   // how many they are
+}
+
+// A beverage is what a keg holds.
+type beverage struct {
+	Name    string   `json:"name"`
+	Brewery string   `json:"brewery,omitempty"`
+	Style   string   `json:"style,omitempty"`
+	ABV     *float64 `json:"abv,omitempty"` // percent alcohol by volume, when known
+}
+
+// A kegView is a keg as the API and the events show it.
+type kegView struct {
+	ID        int64    `json:"id"`
+	Tap       int64    `json:"tapId"`
+	Beverage  beverage `json:"beverage"`
+	Size      float64  `json:"size"`
+	Served    float64  `json:"served"`    // the millilitres of its stored pours
+	Remaining float64  `json:"remaining"` // its level less what was served, never below 0
+	Percent   float64  `json:"percent"`   // remaining as a percent of size, to one decimal
+	Pours     int      `json:"pours"`
+	LowAt     float64  `json:"lowAt"`
+	Low       bool     `json:"low"`   // percent is at or below lowAt, and it is not empty
+	Empty     bool     `json:"empty"` // nothing remains
+	StartedAt stamp    `json:"startedAt"`
+	EndedAt   *stamp   `json:"endedAt,omitempty"`
+	RunsOutAt *stamp   `json:"runsOutAt,omitempty"` // at the pace of its pours over the last hour
+}
+
+// Keg limits.
+const (
+	minKeg     = 1_000     // millilitres: a 1 l minikeg
+	maxKeg     = 2_000_000 // millilitres: a 2,000 l tank
+	maxName    = 100       // characters of a beverage's name, brewery or style
+	defaultLow = 15        // the percent at which a keg is low, unless lowAt says
+)
+
+// level returns what remains in k, in microlitres and as a percent of its
+// size, and whether it is low or empty.
+func (k *keg) level() (remaining int64, percent float64, low, empty bool) {
+	remaining = max(0, microlitres(k.Level)-k.served)
+	percent = math.Round(float64(remaining)/k.Size) / 10 // microlitres a millilitre of size: a tenth of a percent
+	return remaining, percent, percent <= k.LowAt && remaining > 0, remaining == 0
+}
+
+// levelAt returns the level at which k holds remaining millilitres now.
+func (k *keg) levelAt(remaining float64) float64 {
+	return float64(microlitres(remaining)+k.served) / 1000
+}
+
+// view returns k as the API shows it at now, when recent microlitres were
+// poured from it in the hour before: it runs out when the rest is poured
+// at that pace.
+func (k *keg) view(recent int64, now stamp) kegView {
+	remaining, percent, low, empty := k.level()
+	v := kegView{ID: k.ID, Tap: k.Tap, Beverage: k.Beverage, Size: k.Size, Served: float64(k.served) / 1000,
+		Remaining: float64(remaining) / 1000, Percent: percent, Pours: k.pours, LowAt: k.LowAt, Low: low,
+		Empty: empty, StartedAt: k.Started}
+	if k.Ended != 0 {
+		v.EndedAt = &k.Ended
+	} else if recent > 0 && !empty {
+		out := now + stamp(remaining*3_600_000/recent)
+		v.RunsOutAt = &out
+	}
+	return v
+}
+
+// A kegPatch is what a PATCH changes of a keg; nil is unchanged.
+type kegPatch struct {
+	remaining *float64  // the millilitres it holds now, as weighed
+	lowAt     *float64  //
+	beverage  *beverage // the whole of it
+}
+
+// The shapes of keg bodies.
+var (
+	kegShape = shape{noun: "keg", names: []string{"tapId", "beverage", "size", "remaining", "lowAt"},
+		example: `{"tapId":3,"beverage":{"name":"Pilsner Urquell"},"size":50000}`}
+	patchShape    = shape{noun: "keg change", example: `{"remaining":20000}`, names: []string{"remaining", "lowAt", "beverage"}}
+	beverageShape = shape{noun: "beverage", names: []string{"name", "brewery", "style", "abv"},
+		example: `{"name":"Pilsner Urquell","brewery":"Plzeňský Prazdroj","style":"Czech pilsner","abv":4.4}`}
+)
+
+// What the fields of a keg should be, for error messages.
+const (
+	useBeverage  = "what the keg holds, an object with a name"
+	useSize      = "its full volume in millilitres, from 1000 to 2000000"
+	useRemaining = "the millilitres it holds now, from 0 to its size"
+	useLowAt     = "the percent at or below which it is low, from 0 to 100"
+)
+
+// parseKeg reads a keg to put on tap from a POST body, as parsePour reads
+// a pour.
+func parseKeg(body []byte) (keg, error) {
+	f, err := kegShape.parse(body)
+	if err != nil {
+		return keg{}, err
+	}
+	tap, _ := f.get("tapId", "a number", "the id of the tap, a whole number from 1", true)
+	b, _ := f.beverage(true)
+	size, _ := f.number("size", useSize, true)
+	k := keg{Tap: f.tapID(tap), Beverage: b, Size: size, Level: size, LowAt: defaultLow}
+	if remaining, ok := f.number("remaining", useRemaining, false); ok {
+		k.Level = remaining
+	}
+	if lowAt, ok := f.number("lowAt", useLowAt, false); ok {
+		k.LowAt = lowAt
+	}
+	if !(size >= minKeg && size <= maxKeg) {
+		f.problem("size %s ml is out of range: a keg holds %d to %d ml (a 1 l minikeg to a 2,000 l tank)",
+			f.raw["size"], minKeg, maxKeg)
+	} else if !(k.Level >= 0 && k.Level <= size) {
+		f.problem("remaining %s ml is out of range: a keg of %s ml holds 0 to %[2]s ml", f.raw["remaining"], f.raw["size"])
+	}
+	f.checkLowAt(k.LowAt)
+	return k, f.check()
+}
+
+// parsePatch reads a PATCH body, for a keg of size millilitres.
+func parsePatch(body []byte, size float64) (kegPatch, error) {
+	f, err := patchShape.parse(body)
+	if err != nil {
+		return kegPatch{}, err
+	}
+	if len(f.raw) == 0 {
+		return kegPatch{}, errorf(http.StatusBadRequest,
+			"the body changes nothing: send any of remaining, lowAt and beverage, like %s", patchShape.example)
+	}
+	var p kegPatch
+	if b, ok := f.beverage(false); ok {
+		p.beverage = &b
+	}
+	if remaining, ok := f.number("remaining", useRemaining, false); ok {
+		p.remaining = &remaining
+		if !(remaining >= 0 && remaining <= size) {
+			f.problem("remaining %s ml is out of range: this keg holds 0 to %s ml", f.raw["remaining"], formatML(size))
+		}
+	}
+	if lowAt, ok := f.number("lowAt", useLowAt, false); ok {
+		p.lowAt = &lowAt
+		f.checkLowAt(lowAt)
+	}
+	return p, f.check()
+}
+
+// checkLowAt notes a lowAt out of range.
+func (f *fields) checkLowAt(lowAt float64) {
+	if !(lowAt >= 0 && lowAt <= 100) {
+		f.problem("lowAt %s is out of range: use a percent from 0 to 100", f.raw["lowAt"])
+	}
+}
+
+// beverage reads the field beverage: an object whose name has 1 to
+// maxName characters, brewery and style at most maxName, none a control
+// character, and whose abv is from 0 to 100.
+func (f *fields) beverage(required bool) (beverage, bool) {
+	raw, ok := f.get("beverage", "an object", useBeverage, required)
+	if !ok {
+		return beverage{}, false
+	}
+	g, err := beverageShape.parse(raw)
+	if err != nil {
+		f.err = cmp.Or(f.err, err)
+		return beverage{}, false
+	}
+	var b beverage
+	b.Name, _ = g.text("name", fmt.Sprintf("the beverage's name, 1 to %d characters", maxName), true)
+	b.Brewery, _ = g.text("brewery", fmt.Sprintf("0 to %d characters", maxName), false)
+	b.Style, _ = g.text("style", fmt.Sprintf("0 to %d characters", maxName), false)
+	if abv, ok := g.number("abv", "percent alcohol by volume, from 0 to 100", false); ok {
+		b.ABV = &abv
+		if !(abv >= 0 && abv <= 100) {
+			g.problem("abv %s is out of range: use a percent from 0 to 100", g.raw["abv"])
+		}
+	}
+	for _, text := range [][2]string{{"name", b.Name}, {"brewery", b.Brewery}, {"style", b.Style}} {
+		n := utf8.RuneCountInString(text[1])
+		if n > maxName || text[0] == "name" && n == 0 && g.err == nil {
+			g.problem("the beverage's %s has %d characters: use %s to %d", text[0], n, map[bool]string{true: "1", false: "0"}[text[0] == "name"], maxName)
+		}
+		if strings.ContainsFunc(text[1], unicode.IsControl) {
+			g.problem("the beverage's %s %q has a control character: use plain text", text[0], text[1])
+		}
+	}
+	f.err, f.problems = cmp.Or(f.err, g.err), append(f.problems, g.problems...)
+	return b, g.err == nil
+}
+
+// handleStartKeg puts a keg on its tap: 201. A keg that was on it ends.
+func handleStartKeg(j *journal, a *auth) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := a.admin(w, r, "change", "kegs"); err != nil {
+			return err
+		}
+		body, err := readBody(w, r, kegShape)
+		if err != nil {
+			return err
+		}
+		k, err := parseKeg(body)
+		if err != nil {
+			return err
+		}
+		c := j.submit(&change{keg: &k})
+		if c.outcome == refused {
+			return unavailable(c)
+		}
+		w.Header().Set("Location", "/api/kegs/"+strconv.FormatInt(c.view.ID, 10))
+		annotate(w, slog.Int64("keg", c.view.ID), slog.Int64("tap", c.view.Tap))
+		writeJSON(w, http.StatusCreated, map[string]kegView{"keg": c.view})
+		return nil
+	}
+}
+
+// handleKegs answers a page of kegs, oldest first.
+func handleKegs(s *store) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		f, page, size, err := parseQuery(r.URL.Query())
+		if err != nil {
+			return err
+		}
+		kegs, total := s.kegPage(f, min(page-1, math.MaxInt/size)*size, size)
+		writeJSON(w, http.StatusOK, kegPageAnswer{kegs, page, size, total})
+		return nil
+	}
+}
+
+// A kegPageAnswer is a page of kegs: the answer to a list.
+type kegPageAnswer struct {
+	Kegs     []kegView `json:"kegs"`
+	Page     int       `json:"page"`
+	PageSize int       `json:"pageSize"`
+	Total    int       `json:"total"`
+}
+
+// handleKeg answers one keg.
+func handleKeg(s *store) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := parseID("keg", r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		k, ok := s.kegView(id)
+		if !ok {
+			return noSuch("keg", r.PathValue("id"))
+		}
+		writeJSON(w, http.StatusOK, map[string]kegView{"keg": k})
+		return nil
+	}
+}
+
+// handleChangeKeg corrects a keg (PATCH) or ends it (POST .../end): 200.
+func handleChangeKeg(s *store, j *journal, a *auth, end bool) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := a.admin(w, r, "change", "kegs"); err != nil {
+			return err
+		}
+		id, err := parseID("keg", r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		k, ok := s.kegView(id)
+		if !ok {
+			return noSuch("keg", r.PathValue("id"))
+		}
+		c := &change{kegID: id}
+		if !end {
+			body, err := readBody(w, r, patchShape)
+			if err != nil {
+				return err
+			}
+			patch, err := parsePatch(body, k.Size)
+			if err != nil {
+				return err
+			}
+			c.patch = &patch
+		}
+		switch c = j.submit(c); c.outcome {
+		case refused:
+			return unavailable(c)
+		case endedBefore:
+			return errorf(http.StatusConflict,
+				"keg %d has come off tap %d: an ended keg does not change; put a new keg on the tap instead", id, k.Tap)
+		}
+		annotate(w, slog.Int64("keg", id))
+		writeJSON(w, http.StatusOK, map[string]kegView{"keg": c.view})
+		return nil
+	}
+}
