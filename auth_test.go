@@ -33,8 +33,9 @@ func TestAccess(t *testing.T) {
 		{"no token", ""}, {"wrong token", "not-a-token"}, {"tap 1", tap1Token}, {"tap 2", tap2Token}, {"admin", adminToken},
 		{"screen", screenToken},
 	}
-	actions := []string{"POST for tap 1", "POST for tap 2", "DELETE", "GET list", "GET one", "report", "subscribe"}
-	open := []int{201, 201, 204, 200, 200, 200, 101} // for every caller
+	actions := []string{"POST for tap 1", "POST for tap 2", "DELETE", "GET list", "GET one", "report", "subscribe",
+		"start keg", "correct keg", "end keg", "GET kegs", "GET keg"}
+	open := []int{201, 201, 204, 200, 200, 200, 101, 201, 200, 200, 200, 200} // for every caller
 	modes := []struct {
 		name string
 		env  []string
@@ -43,12 +44,12 @@ func TestAccess(t *testing.T) {
 		{"open", nil, map[string][]int{"no token": open, "wrong token": open, "tap 1": open, "tap 2": open,
 			"admin": open, "screen": open}},
 		{"protected", protected, map[string][]int{
-			"no token":    {401, 401, 401, 200, 200, 200, 401},
-			"wrong token": {401, 401, 401, 200, 200, 200, 401},
-			"tap 1":       {201, 403, 403, 200, 200, 200, 101},
-			"tap 2":       {403, 201, 403, 200, 200, 200, 101},
-			"admin":       {201, 201, 204, 200, 200, 200, 101},
-			"screen":      {403, 403, 403, 200, 200, 200, 101},
+			"no token":    {401, 401, 401, 200, 200, 200, 401, 401, 401, 401, 200, 200},
+			"wrong token": {401, 401, 401, 200, 200, 200, 401, 401, 401, 401, 200, 200},
+			"tap 1":       {201, 403, 403, 200, 200, 200, 101, 403, 403, 403, 200, 200},
+			"tap 2":       {403, 201, 403, 200, 200, 200, 101, 403, 403, 403, 200, 200},
+			"admin":       {201, 201, 204, 200, 200, 200, 101, 201, 200, 200, 200, 200},
+			"screen":      {403, 403, 403, 200, 200, 200, 101, 403, 403, 403, 200, 200},
 		}},
 	}
 	for _, mode := range modes {
@@ -108,6 +109,18 @@ func (ts *testServer) attempt(t *testing.T, action, token string) (int, response
 		r = do(t, "GET", ts.url+"/api/report", "", auth...)
 	case "subscribe":
 		return ts.dialStatus(t, "", auth...), r
+	case "start keg":
+		r = do(t, "POST", ts.url+"/api/kegs", pilsner, auth...)
+	case "GET kegs":
+		r = do(t, "GET", ts.url+"/api/kegs", "", auth...)
+	default: // an action on a keg put on tap for it
+		k := ts.kegDo(t, 201, "POST", "/api/kegs", pilsner, admin...)
+		path := fmt.Sprintf("%s/api/kegs/%d", ts.url, k.ID)
+		r = map[string]func() response{
+			"correct keg": func() response { return do(t, "PATCH", path, `{"remaining":500}`, auth...) },
+			"end keg":     func() response { return do(t, "POST", path+"/end", "", auth...) },
+			"GET keg":     func() response { return do(t, "GET", path, "", auth...) },
+		}[action]()
 	}
 	return r.status, r
 }

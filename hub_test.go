@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net"
 	"reflect"
 	"runtime"
@@ -215,6 +216,7 @@ func TestReportsAgreeWithTheEventStream(t *testing.T) {
 	stop := make(chan struct{})
 	var writers sync.WaitGroup
 	for w := range 4 {
+		ts.kegDo(t, 201, "POST", "/api/kegs", fmt.Sprintf(`{"tapId":%d,"beverage":{"name":"IPA"},"size":200000}`, w+1))
 		writers.Go(func() {
 			for i := 0; ; i++ {
 				select {
@@ -225,6 +227,9 @@ func TestReportsAgreeWithTheEventStream(t *testing.T) {
 				b := ts.pour(t, w+1, float64(100+(i*97)%900))
 				if i%3 == 0 {
 					do(t, "DELETE", fmt.Sprintf("%s/api/beers/%d", ts.url, b.ID), "")
+				}
+				if i%50 == 0 {
+					do(t, "PATCH", fmt.Sprintf("%s/api/kegs/%d", ts.url, w+1), fmt.Sprintf(`{"lowAt":%d}`, i%100))
 				}
 			}
 		})
@@ -242,15 +247,17 @@ func TestReportsAgreeWithTheEventStream(t *testing.T) {
 }
 
 // checkStreamAgrees reads s for d and fails at the first report that does
-// not count what the stream said before it.
+// not count what the stream said before it: its pours, glasses, what its
+// kegs served, and the number of the last change.
 func checkStreamAgrees(t *testing.T, name int, s *subscription, d time.Duration) {
 	first, err := s.read(5 * time.Second)
 	if err != nil || first.Event != "report" {
 		t.Errorf("subscriber %d: first event %+v, %v; want a report", name, first, err)
 		return
 	}
-	total, glasses := first.Report.Total, maps.Clone(first.Report.Types)
-	known := make(map[int64]string) // pours seen in this stream, by id
+	total, glasses, seq := first.Report.Total, maps.Clone(first.Report.Types), first.Report.Seq
+	known := make(map[int64]apiBeer)  // pours seen in this stream, by id
+	served := servedOf(*first.Report) // by each keg on tap; nil once the stream cannot tell
 	reports := 0
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
 		e, err := s.read(5 * time.Second)
@@ -258,34 +265,64 @@ func checkStreamAgrees(t *testing.T, name int, s *subscription, d time.Duration)
 			t.Errorf("subscriber %d: %v", name, err)
 			return
 		}
+		if e.Event != "report" && e.Seq != seq+1 {
+			t.Errorf("subscriber %d: change %d after change %d", name, e.Seq, seq)
+			return
+		}
+		seq = max(seq, e.Seq)
 		switch e.Event {
 		case "pour":
 			total++
 			if glasses != nil {
 				glasses[e.Beer.Type]++
 			}
-			known[e.Beer.ID] = e.Beer.Type
+			known[e.Beer.ID] = *e.Beer
+			if served != nil {
+				served[e.Beer.KegID] += e.Beer.Volume
+			}
 		case "deleted":
 			total--
-			if g, ok := known[e.ID]; ok && glasses != nil {
-				glasses[g]--
-			} else if !ok {
-				glasses = nil // a pour from before the first report: glasses unknown
+			p, ok := known[e.ID]
+			switch {
+			case !ok:
+				glasses, served = nil, nil // a pour from before the first report: unknown
+			case glasses != nil:
+				glasses[p.Type]--
+				served[p.KegID] -= p.Volume
+			}
+		case "keg":
+			if served != nil {
+				served[e.Keg.ID] = e.Keg.Served
 			}
 		case "report":
 			reports++
-			if e.Report.Total != total || glasses != nil && !maps.Equal(glasses, e.Report.Types) {
-				t.Errorf("subscriber %d: report %d counts %d pours %v; the stream says %d %v",
-					name, reports, e.Report.Total, e.Report.Types, total, glasses)
+			got := servedOf(*e.Report)
+			if e.Report.Total != total || glasses != nil && !maps.Equal(glasses, e.Report.Types) ||
+				e.Report.Seq != seq || served != nil && !maps.EqualFunc(got, served, closeTo) {
+				t.Errorf("subscriber %d: report %d counts %d pours %v, kegs %v after change %d; "+
+					"the stream says %d %v, kegs %v after change %d",
+					name, reports, e.Report.Total, e.Report.Types, got, e.Report.Seq, total, glasses, served, seq)
 				return
 			}
-			glasses = maps.Clone(e.Report.Types)
+			glasses, served = maps.Clone(e.Report.Types), got
 		}
 	}
 	if reports < 3 {
 		t.Errorf("subscriber %d got %d periodic reports; want several", name, reports)
 	}
 }
+
+// servedOf returns what each keg of r served, by id; 0 is no keg.
+func servedOf(r reportBody) map[int64]float64 {
+	served := map[int64]float64{0: 0}
+	for _, k := range r.Kegs {
+		served[k.ID] = k.Served
+	}
+	return served
+}
+
+// closeTo is whether two sums of volumes are equal, but for rounding.
+func closeTo(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
 
 // TestFrameSentWithTheHandshakeIsRead sends a close frame in the same
 // write as the handshake, so that it arrives before the server takes the

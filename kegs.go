@@ -124,9 +124,10 @@ func parseKeg(body []byte) (keg, error) {
 		return keg{}, err
 	}
 	tap, _ := f.get("tapId", "a number", "the id of the tap, a whole number from 1", true)
-	b, _ := f.beverage(true)
+	k := keg{Tap: f.tapID(tap), LowAt: defaultLow}
+	k.Beverage, _ = f.beverage(true)
 	size, _ := f.number("size", useSize, true)
-	k := keg{Tap: f.tapID(tap), Beverage: b, Size: size, Level: size, LowAt: defaultLow}
+	k.Size, k.Level = size, size
 	if remaining, ok := f.number("remaining", useRemaining, false); ok {
 		k.Level = remaining
 	}
