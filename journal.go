@@ -30,35 +30,35 @@ const (
 //
 //	{"op":"pour","beer":{...}}     a pour was stored
 //	{"op":"delete","id":7}         pour 7 was deleted
-//	{"op":"keg","keg":{...}}       a keg was put on its tap, and the keg on it ended
-//	{"op":"kegSet","keg":{...}}    a keg was corrected: its level, lowAt or beverage
-//	{"op":"kegEnd","keg":{...}}    a keg came off its tap
+//	{"op":"keg","keg":{...}}       keg 4 was put on its tap, ending the keg on it
+//	{"op":"kegSet","id":4,"set":{...}}  keg 4 was corrected, or came off its tap
 //	{"op":"deleted","beer":{...}}  a deleted pour, kept for its pourId (compaction writes these)
 //	{"op":"lastId","id":912}       the highest pour id issued so far (compaction writes this first)
 //	{"op":"seq","seq":4051}        the number of the last change (compaction writes this last)
 //
-// Each change a record stands for is numbered by the store, one after the
-// other (see store.apply), so a replay numbers them as they were live.
+// The store numbers the changes a record stands for as it applies them
+// (store.apply), so a replay numbers them as they were numbered live.
 type record struct {
-	Op   string `json:"op"`
-	ID   int64  `json:"id,omitempty"`
-	Pour *pour  `json:"beer,omitempty"`
-	Keg  *keg   `json:"keg,omitempty"`
-	Seq  int64  `json:"seq,omitempty"`
+	Op   string    `json:"op"`
+	ID   int64     `json:"id,omitempty"`
+	Pour *pour     `json:"beer,omitempty"`
+	Keg  *keg      `json:"keg,omitempty"`
+	Set  *kegPatch `json:"set,omitempty"`
+	Seq  int64     `json:"seq,omitempty"`
 }
 
 // A journal decides every change, records it in the journal file and
 // applies it to the store. A writer goroutine takes every change that
-// waits, decides each, writes their records, fsyncs once (group commit),
-// and only then applies them to the store, which publishes their events,
-// and answers them: nothing is acknowledged or broadcast before it is on
-// disk.
+// waits, decides each, writes their records and fsyncs once (group
+// commit), and only then applies them to the store, which publishes their
+// events, and answers them: nothing is acknowledged or broadcast before it
+// is on disk.
 type journal struct {
 	path    string           // the journal file, or "" to keep nothing on disk
 	store   *store           // where committed changes are applied
 	publish func(event)      // the hub's; the store calls it under its lock
 	log     *slog.Logger     //
-	now     func() time.Time // the clock that stamps pours
+	now     func() time.Time // the clock that stamps changes
 
 	changes chan *change          // changes waiting for the writer; closed by close
 	done    chan struct{}         // closed once the writer has stopped
@@ -72,7 +72,7 @@ type journal struct {
 	lock      *os.File            // locked while the journal is open, to keep other servers out
 	records   int                 // lines in file
 	lastID    int64               // the highest pour id ever issued
-	lastAt    stamp               // the latest time a pour was stored at
+	lastAt    stamp               // the latest time a change was stamped with
 	compactAt int                 // the fewest records worth compacting; more after a failed compaction
 	batchIDs  map[pourKey]*change // the pours with a pourId that the batch being decided stores
 	deleting  map[int64]bool      // the ids that the batch being decided deletes
@@ -87,30 +87,28 @@ const (
 	storedBefore                // its tap stored this pourId before, with this volume: pour is that one
 	conflict                    // its tap stored this pourId before, with another volume: pour is that one
 	deleted                     // the pour is deleted
-	updated                     // the keg is corrected
-	ended                       // the keg came off its tap
+	updated                     // the keg is corrected, or has come off its tap
 	endedBefore                 // the keg had come off its tap already: nothing changed
 	notFound                    // no stored pour, or no keg, has that id
 )
 
 // A change is one request to the journal and, once done is closed, its
-// outcome. It is a pour, a delete, a keg to put on tap, or a keg to
-// correct (patch) or end.
+// outcome: a pour, a delete, a keg put on tap, or a keg corrected or ended.
 type change struct {
 	pour    pour      // the pour to store; once done, the pour stored, or found again
 	delete  int64     // the id of the pour to delete, or 0
-	keg     *keg      // the keg to put on tap; once decided, the keg as the change leaves it
+	keg     *keg      // the keg to put on tap
 	kegID   int64     // the id of the keg to correct or end, or 0
-	patch   *kegPatch // what to correct; nil to end the keg
+	patch   *kegPatch // the correction or the end of keg kegID
 	outcome outcome   //
 	view    kegView   // once done, the keg as the change left it
 	err     error     // why it was refused
 	done    chan struct{}
 }
 
-// alone reports whether c is committed in a batch of its own: a keg's
-// change is, so that it is decided against a store that holds every
-// change before it, and no pour decided with it is charged to another keg.
+// alone reports whether c is committed in a batch of its own, as a keg's
+// change is: it is decided against a store that holds every change before
+// it, and the pours decided before and after it are charged to the right keg.
 func (c *change) alone() bool { return c.keg != nil || c.kegID != 0 }
 
 var errStopped = errors.New("the server is shutting down and did not store this change: send it again once it is back")
@@ -133,9 +131,7 @@ func openJournal(path string, s *store, publish func(event), log *slog.Logger, n
 }
 
 // pour stores p, or finds what its tap stored under its pourId.
-func (j *journal) pour(p pour) *change {
-	return j.submit(&change{pour: p})
-}
+func (j *journal) pour(p pour) *change { return j.submit(&change{pour: p}) }
 
 // delete deletes the stored pour with the given id.
 func (j *journal) delete(id int64) *change {
@@ -175,26 +171,19 @@ func (j *journal) close() {
 // run is the writer goroutine.
 func (j *journal) run() {
 	defer close(j.done)
-	var held *change // taken from changes, for the batch after this one
-	for {
-		c := held
-		if c == nil {
-			c = <-j.changes
-		}
-		if c == nil { // changes is closed, and every change committed
-			break
-		}
-		held = nil
+	for c := range j.changes {
 		batch := []*change{c}
-		for !c.alone() && len(batch) < maxBatch && len(j.changes) > 0 {
-			next := <-j.changes
-			if next.alone() {
-				held = next
-				break
-			}
-			batch = append(batch, next)
+		for len(batch) < maxBatch && len(j.changes) > 0 {
+			batch = append(batch, <-j.changes)
 		}
-		j.commit(batch)
+		for len(batch) > 0 { // a keg's change alone, and the changes between them together
+			n := 1
+			for n < len(batch) && !batch[0].alone() && !batch[n].alone() {
+				n++
+			}
+			j.commit(batch[:n])
+			batch = batch[n:]
+		}
 	}
 	if j.file != nil {
 		j.file.Close()
@@ -263,43 +252,11 @@ func (j *journal) decide(c *change, lines []byte) []byte {
 	return j.appendRecord(lines, record{Op: "pour", Pour: &c.pour})
 }
 
-// stamp returns the time a change is stored at: now, but never before
-// the change before it, whatever the clock does.
+// stamp returns the time of a change: now, but never before the change
+// before it, whatever the clock does.
 func (j *journal) stamp() stamp {
 	j.lastAt = max(j.lastAt, stamp(j.now().UnixMilli()))
 	return j.lastAt
-}
-
-// decideKeg decides the correction or the end c of a keg, which must be
-// on its tap.
-func (j *journal) decideKeg(c *change, lines []byte) []byte {
-	k := j.store.keg(c.kegID)
-	switch {
-	case k == nil:
-		c.outcome = notFound
-		return lines
-	case k.Ended != 0:
-		c.outcome = endedBefore
-		return lines
-	}
-	changed := *k
-	c.keg = &changed
-	if c.patch == nil {
-		changed.Ended, c.outcome = j.stamp(), ended
-		return j.appendRecord(lines, record{Op: "kegEnd", Keg: c.keg})
-	}
-	p := c.patch
-	if p.remaining != nil {
-		changed.Level = k.levelAt(*p.remaining)
-	}
-	if p.lowAt != nil {
-		changed.LowAt = *p.lowAt
-	}
-	if p.beverage != nil {
-		changed.Beverage = *p.beverage
-	}
-	c.outcome = updated
-	return j.appendRecord(lines, record{Op: "kegSet", Keg: c.keg})
 }
 
 // decideDelete decides the delete c: the pour must be stored, and not
@@ -312,6 +269,24 @@ func (j *journal) decideDelete(c *change, lines []byte) []byte {
 	j.deleting[c.delete] = true
 	c.outcome = deleted
 	return j.appendRecord(lines, record{Op: "delete", ID: c.delete})
+}
+
+// decideKeg decides the correction or the end of a keg, which must be on
+// its tap.
+func (j *journal) decideKeg(c *change, lines []byte) []byte {
+	switch k := j.store.keg(c.kegID); {
+	case k == nil:
+		c.outcome = notFound
+	case k.Ended != 0:
+		c.outcome = endedBefore
+	default:
+		if c.patch.end {
+			c.patch.Ended = j.stamp()
+		}
+		c.outcome = updated
+		return j.appendRecord(lines, record{Op: "kegSet", ID: c.kegID, Set: c.patch})
+	}
+	return lines
 }
 
 // appendRecord appends rec as a line, when the journal keeps a file.
@@ -372,16 +347,7 @@ func (j *journal) open() (err error) {
 		j.log.Info("removing an interrupted compaction's file", "file", name, "err", os.Remove(name))
 	}
 	start := time.Now()
-	j.file, err = os.OpenFile(j.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
-	if err == nil {
-		if err = syncDir(j.path); err == nil {
-			err = j.replay()
-		}
-		if err != nil {
-			j.file.Close()
-		}
-	}
-	if err != nil {
+	if err := j.replay(); err != nil {
 		j.lock.Close()
 		return err
 	}
@@ -393,21 +359,32 @@ func (j *journal) open() (err error) {
 	return nil
 }
 
-// replay reads every record of the journal file into the store. A last
-// line that a crash tore is cut off; any other bad line stops the start-up.
-// Lines are decoded 4096 at a time, a share to a goroutine a core (half
-// the time on two cores), and applied in order.
-func (j *journal) replay() error {
+// replay opens the journal file and applies every record in it to the
+// store, through store.load.
+func (j *journal) replay() (err error) {
+	if j.file, err = os.OpenFile(j.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
+		return err
+	}
 	room := 0 // pours the file may hold: each record takes over 100 bytes
 	if info, err := j.file.Stat(); err == nil {
 		room = int(info.Size() / 100)
 	}
-	return j.store.load(room, j.replayFile)
+	if err = syncDir(j.path); err == nil {
+		err = j.store.load(room, j.replayLines)
+	}
+	if err != nil {
+		j.file.Close()
+	}
+	return err
 }
 
-func (j *journal) replayFile() error {
+// replayLines reads the journal file's lines and applies each. A last line
+// that a crash tore is cut off; any other bad line stops the start-up.
+// Lines are decoded 4096 at a time, a share to a goroutine a core (half
+// the time on two cores), and applied in order.
+func (j *journal) replayLines() error {
 	r := bufio.NewReaderSize(j.file, 1<<20)
-	var size, lastPour int64 // bytes read before the line being applied; the id of the last pour read
+	var size, lastPour int64 // bytes before the line being applied; the id of the last pour
 	for line, eof := 1, false; !eof; {
 		var lines [][]byte
 		for len(lines) < 4096 && !eof {
@@ -428,13 +405,8 @@ func (j *journal) replayFile() error {
 			if err == nil {
 				changes, err = j.replayRecord(recs[i], &lastPour)
 			}
-			if err != nil && last { // torn by a crash before it was acknowledged
-				if err := j.cut(size); err != nil {
-					return fmt.Errorf("cut the torn last line %d of %s: %w", line, j.path, err)
-				}
-				j.log.Warn("cut off the journal's last line, torn by a crash before it was acknowledged",
-					"file", j.path, "line", line, "bytes", len(data), "err", err)
-				return nil
+			if err != nil && last {
+				return j.cutTornLine(line, size, data, err)
 			}
 			if err != nil {
 				return fmt.Errorf("journal %s line %d is corrupt (%w); it is not the last line, so no crash tore it: "+
@@ -443,7 +415,10 @@ func (j *journal) replayFile() error {
 			j.store.apply(changes, j.publish)
 			size, j.records, line = size+int64(len(data)), j.records+1, line+1
 			if last && data[len(data)-1] != '\n' { // a last line whose newline a crash lost
-				return j.completeLine()
+				if _, err := j.file.WriteString("\n"); err != nil {
+					return err
+				}
+				return j.file.Sync()
 			}
 		}
 	}
@@ -465,20 +440,19 @@ func decodeRecords(lines [][]byte) ([]record, []error) {
 	return recs, errs
 }
 
-// cut cuts the journal file to size bytes, durably.
-func (j *journal) cut(size int64) error {
-	if err := j.file.Truncate(size); err != nil {
-		return err
+// cutTornLine cuts off the journal's last line, number line at size bytes,
+// which a crash tore before it was acknowledged.
+func (j *journal) cutTornLine(line int, size int64, data []byte, why error) error {
+	err := j.file.Truncate(size)
+	if err == nil {
+		err = j.file.Sync()
 	}
-	return j.file.Sync()
-}
-
-// completeLine ends the journal's last line, whose newline a crash lost.
-func (j *journal) completeLine() error {
-	if _, err := j.file.WriteString("\n"); err != nil {
-		return err
+	if err != nil {
+		return fmt.Errorf("cut the torn last line %d of %s: %w", line, j.path, err)
 	}
-	return j.file.Sync()
+	j.log.Warn("cut off the journal's last line, torn by a crash before it was acknowledged",
+		"file", j.path, "line", line, "bytes", len(data), "err", why)
+	return nil
 }
 
 // replayRecord checks one record against the store and returns the
@@ -488,7 +462,7 @@ func (j *journal) replayRecord(rec record, lastPour *int64) ([]*change, error) {
 	case "lastId":
 		j.lastID = max(j.lastID, rec.ID)
 		return nil, nil
-	case "seq": // what came before was the state, not changes
+	case "seq": // what came before was the state the compaction kept, not changes
 		j.store.renumber(rec.Seq)
 		return nil, nil
 	case "delete":
@@ -500,15 +474,25 @@ func (j *journal) replayRecord(rec record, lastPour *int64) ([]*change, error) {
 		if err := j.checkPour(rec.Pour, *lastPour); err != nil {
 			return nil, err
 		}
-		*lastPour = rec.Pour.ID
-		j.lastID, j.lastAt = max(j.lastID, rec.Pour.ID), max(j.lastAt, rec.Pour.At)
-		changes := []*change{{pour: *rec.Pour, outcome: stored}}
+		p := rec.Pour
+		*lastPour, j.lastID, j.lastAt = p.ID, max(j.lastID, p.ID), max(j.lastAt, p.At)
 		if rec.Op == "deleted" {
-			changes = append(changes, &change{delete: rec.Pour.ID, outcome: deleted})
+			return []*change{{pour: *p, outcome: stored}, {delete: p.ID, outcome: deleted}}, nil
 		}
-		return changes, nil
-	case "keg", "kegSet", "kegEnd":
-		return j.replayKeg(rec)
+		return []*change{{pour: *p, outcome: stored}}, nil
+	case "keg":
+		k := rec.Keg
+		if k == nil || k.ID != j.store.kegCount()+1 || k.Tap < 1 || !(k.Size >= minKeg && k.Size <= maxKeg) {
+			return nil, fmt.Errorf("keg %+v: ids ascend by one from 1, taps start at 1 and sizes are in range", k)
+		}
+		j.lastAt = max(j.lastAt, k.Started, k.Ended)
+		return []*change{{keg: k, outcome: stored}}, nil
+	case "kegSet":
+		if k := j.store.keg(rec.ID); k == nil || k.Ended != 0 || rec.Set == nil {
+			return nil, fmt.Errorf("a change of keg %d, which is not on a tap", rec.ID)
+		}
+		j.lastAt = max(j.lastAt, rec.Set.Ended)
+		return []*change{{kegID: rec.ID, patch: rec.Set, outcome: updated}}, nil
 	}
 	return nil, fmt.Errorf("unknown op %q", rec.Op)
 }
@@ -525,35 +509,12 @@ func (j *journal) checkPour(p *pour, lastPour int64) error {
 	case p.PourID != "" && !validPourID(p.PourID):
 		return fmt.Errorf("pour %d: invalid pourId %q", p.ID, p.PourID)
 	case p.Keg != 0 && j.store.keg(p.Keg) == nil:
-		return fmt.Errorf("pour %d: keg %d was never put on tap", p.ID, p.Keg)
+		return fmt.Errorf("pour %d: keg %d was never put on a tap", p.ID, p.Keg)
 	}
 	if g, ok := classify(p.Volume); !ok || g != p.Glass {
 		return fmt.Errorf("pour %d: volume %v ml is not a %s", p.ID, p.Volume, p.Glass)
 	}
 	return nil
-}
-
-// replayKeg checks a keg's record and returns its change.
-func (j *journal) replayKeg(rec record) ([]*change, error) {
-	k := rec.Keg
-	if k == nil {
-		return nil, errors.New(`the record has no "keg"`)
-	}
-	j.lastAt = max(j.lastAt, k.Started, k.Ended)
-	if rec.Op == "keg" {
-		if k.ID != j.store.kegCount()+1 || k.Tap < 1 || !(k.Size >= minKeg && k.Size <= maxKeg) {
-			return nil, fmt.Errorf("keg %d of tap %d, %v ml: ids ascend by one, from 1, and sizes are in range",
-				k.ID, k.Tap, k.Size)
-		}
-		return []*change{{keg: k, outcome: stored}}, nil
-	}
-	if old := j.store.keg(k.ID); old == nil || old.Ended != 0 || old.Tap != k.Tap {
-		return nil, fmt.Errorf("%s of keg %d, which is not on tap %d", rec.Op, k.ID, k.Tap)
-	}
-	if rec.Op == "kegEnd" {
-		return []*change{{keg: k, outcome: ended}}, nil
-	}
-	return []*change{{keg: k, outcome: updated}}, nil
 }
 
 // syncDir makes the creation or renaming of the file at path durable.
@@ -572,9 +533,8 @@ func (j *journal) worthCompacting() bool {
 	return j.records >= j.compactAt && j.records-needed > j.records/2
 }
 
-// compact rewrites the journal to hold only what a replay needs: the
-// highest id issued, every keg, the stored pours, the deleted pours that
-// had a pourId, and the number of the last change. It writes them to a temporary file beside the journal, syncs it,
+// compact rewrites the journal to hold only what a replay needs (see
+// writeKept). It writes a temporary file beside the journal, syncs it,
 // renames it over the journal and syncs the folder, so that a crash at any
 // moment leaves the old journal or the new one whole. Changes wait
 // meanwhile; reads do not.
@@ -620,30 +580,32 @@ func (j *journal) writeCompacted() (*os.File, int, error) {
 	return f, records, nil
 }
 
-// writeKept writes to f, with mode perm, every record a replay needs, and
-// syncs it. The bufio.Writer keeps its first error, which Flush returns.
+// writeKept writes to f, with mode perm, what a replay needs: the highest
+// pour id issued, every keg, the stored pours, the deleted ones that had a
+// pourId, and the number of the last change; then syncs it. Encoding never
+// fails, and the bufio.Writer keeps its first error for Flush to return.
 func (j *journal) writeKept(f *os.File, perm os.FileMode) (int, error) {
 	if err := f.Chmod(perm); err != nil { // not CreateTemp's 0600
 		return 0, err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	enc := json.NewEncoder(w) // numbers and checked strings only: encoding never fails
-	enc.Encode(record{Op: "lastId", ID: j.lastID})
-	records := 1
-	j.store.eachKeg(func(k *keg) {
-		enc.Encode(record{Op: "keg", Keg: k})
+	enc := json.NewEncoder(w)
+	records := 0
+	write := func(rec record) {
+		enc.Encode(rec)
 		records++
-	})
-	j.store.eachKept(func(p *pour, stored bool) {
-		op := "deleted"
-		if stored {
-			op = "pour"
-		}
-		enc.Encode(record{Op: op, Pour: p})
-		records++
-	})
-	enc.Encode(record{Op: "seq", Seq: j.store.lastSeq()})
-	records++
+	}
+	write(record{Op: "lastId", ID: j.lastID})
+	j.store.eachKept(
+		func(k *keg) { write(record{Op: "keg", Keg: k}) },
+		func(p *pour, stored bool) {
+			if stored {
+				write(record{Op: "pour", Pour: p})
+			} else {
+				write(record{Op: "deleted", Pour: p})
+			}
+		})
+	write(record{Op: "seq", Seq: j.store.lastSeq()})
 	if err := w.Flush(); err != nil {
 		return 0, err
 	}

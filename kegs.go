@@ -70,11 +70,6 @@ func (k *keg) level() (remaining int64, percent float64, low, empty bool) {
 	return remaining, percent, percent <= k.LowAt && remaining > 0, remaining == 0
 }
 
-// levelAt returns the level at which k holds remaining millilitres now.
-func (k *keg) levelAt(remaining float64) float64 {
-	return float64(microlitres(remaining)+k.served) / 1000
-}
-
 // view returns k as the API shows it at now, when recent microlitres were
 // poured from it in the hour before: it runs out when the rest is poured
 // at that pace.
@@ -92,11 +87,44 @@ func (k *keg) view(recent int64, now stamp) kegView {
 	return v
 }
 
-// A kegPatch is what a PATCH changes of a keg; nil is unchanged.
+// A kegPatch corrects a keg (nil fields stay as they are), or ends it.
 type kegPatch struct {
-	remaining *float64  // the millilitres it holds now, as weighed
-	lowAt     *float64  //
-	beverage  *beverage // the whole of it
+	Remaining *float64  `json:"remaining,omitempty"` // the millilitres it holds now, as weighed
+	LowAt     *float64  `json:"lowAt,omitempty"`
+	Beverage  *beverage `json:"beverage,omitempty"` // the whole of it
+	Ended     stamp     `json:"endedAt,omitempty"`  // when it came off its tap
+
+	end bool // ends the keg, at the time the journal stamps Ended with
+}
+
+// set applies a correction, or the end, of k.
+func (k *keg) set(p *kegPatch) {
+	if p.Remaining != nil {
+		k.Level = float64(microlitres(*p.Remaining)+k.served) / 1000
+	}
+	if p.LowAt != nil {
+		k.LowAt = *p.LowAt
+	}
+	if p.Beverage != nil {
+		k.Beverage = *p.Beverage
+	}
+	k.Ended = max(k.Ended, p.Ended)
+}
+
+// charge charges microlitres to k (by 1), or gives them back (by -1). It
+// returns the alert, low or empty, when a charge took it there.
+func (k *keg) charge(microlitres int64, by int) string {
+	_, _, wasLow, wasEmpty := k.level()
+	k.served += int64(by) * microlitres
+	k.pours += by
+	_, _, low, empty := k.level()
+	switch {
+	case by > 0 && empty && !wasEmpty:
+		return "empty"
+	case by > 0 && low && !wasLow:
+		return "low"
+	}
+	return ""
 }
 
 // The shapes of keg bodies.
@@ -156,16 +184,16 @@ func parsePatch(body []byte, size float64) (kegPatch, error) {
 	}
 	var p kegPatch
 	if b, ok := f.beverage(false); ok {
-		p.beverage = &b
+		p.Beverage = &b
 	}
 	if remaining, ok := f.number("remaining", useRemaining, false); ok {
-		p.remaining = &remaining
+		p.Remaining = &remaining
 		if !(remaining >= 0 && remaining <= size) {
 			f.problem("remaining %s ml is out of range: this keg holds 0 to %s ml", f.raw["remaining"], formatML(size))
 		}
 	}
 	if lowAt, ok := f.number("lowAt", useLowAt, false); ok {
-		p.lowAt = &lowAt
+		p.LowAt = &lowAt
 		f.checkLowAt(lowAt)
 	}
 	return p, f.check()
@@ -290,17 +318,15 @@ func handleChangeKeg(s *store, j *journal, a *auth, end bool) apiFunc {
 		if !ok {
 			return noSuch("keg", r.PathValue("id"))
 		}
-		c := &change{kegID: id}
+		c := &change{kegID: id, patch: &kegPatch{end: end}}
 		if !end {
 			body, err := readBody(w, r, patchShape)
 			if err != nil {
 				return err
 			}
-			patch, err := parsePatch(body, k.Size)
-			if err != nil {
+			if *c.patch, err = parsePatch(body, k.Size); err != nil {
 				return err
 			}
-			c.patch = &patch
 		}
 		switch c = j.submit(c); c.outcome {
 		case refused:

@@ -130,26 +130,26 @@ func (s *store) withChanges(n int64, f func([]event)) bool {
 
 // take applies one committed change, and returns its events.
 func (s *store) take(c *change) []event {
-	switch {
-	case c.outcome == stored && c.keg != nil:
-		return s.start(*c.keg, c)
-	case c.outcome == stored:
+	switch c.outcome {
+	case stored:
+		if c.keg != nil {
+			return s.start(*c.keg, c)
+		}
 		s.add(c.pour)
-		p := c.pour // not c's, which history would keep
-		return append([]event{{Event: "pour", Pour: &p}}, s.charge(c.pour, 1)...)
-	case c.outcome == deleted:
+		p := c.pour // not c's, which the history would keep
+		return append([]event{{Event: "pour", Pour: &p}}, s.charge(p, 1)...)
+	case deleted:
 		s.charge(s.remove(c.delete), -1)
 		return []event{{Event: "deleted", ID: c.delete}}
-	case c.outcome == updated || c.outcome == ended:
-		k := s.kegs[c.keg.ID-1]
-		k.Beverage, k.Level, k.LowAt, k.Ended = c.keg.Beverage, c.keg.Level, c.keg.LowAt, c.keg.Ended
+	case updated:
+		k := s.kegs[c.kegID-1]
+		k.set(c.patch)
 		change := "updated"
 		if k.Ended != 0 {
 			delete(s.onTap, k.Tap)
 			change = "ended"
 		}
-		c.view = s.view(k)
-		return []event{{Event: "keg", Change: change, Keg: &c.view}}
+		return []event{s.kegEvent(change, k, c)}
 	}
 	return nil
 }
@@ -160,44 +160,39 @@ func (s *store) start(k keg, c *change) []event {
 	var events []event
 	if old := s.onTap[k.Tap]; old != nil && k.Ended == 0 {
 		old.Ended = k.Started
-		view := s.view(old)
-		events = append(events, event{Event: "keg", Change: "ended", Keg: &view})
+		events = append(events, s.kegEvent("ended", old, nil))
 	}
 	s.kegs = append(s.kegs, &k)
 	if k.Ended == 0 {
 		s.onTap[k.Tap] = &k
 	}
-	c.view = s.view(&k)
-	return append(events, event{Event: "keg", Change: "started", Keg: &c.view})
+	return append(events, s.kegEvent("started", &k, c))
 }
 
-// charge charges p's volume to its keg (by 1), or gives it back (by -1).
-// A pour that takes its keg to empty, or low, returns that keg event.
+// charge charges p to its keg (by 1) or gives it back (by -1), and returns
+// the keg's alert when that took it low or empty.
 func (s *store) charge(p pour, by int) []event {
 	if p.Keg == 0 {
 		return nil
 	}
 	k := s.kegs[p.Keg-1]
-	_, _, wasLow, wasEmpty := k.level()
-	k.served += int64(by) * microlitres(p.Volume)
-	k.pours += by
-	_, _, low, empty := k.level()
-	change := ""
-	switch {
-	case by < 0:
-		return nil
-	case empty && !wasEmpty:
-		change = "empty"
-	case low && !wasLow:
-		change = "low"
-	default:
+	alert := k.charge(microlitres(p.Volume), by)
+	if alert == "" {
 		return nil
 	}
 	if !s.loading {
-		s.since.alerts[change]++
+		s.since.alerts[alert]++
 	}
+	return []event{s.kegEvent(alert, k, nil)}
+}
+
+// kegEvent is the event of a change to k; c, if any, answers with k.
+func (s *store) kegEvent(change string, k *keg, c *change) event {
 	view := s.view(k)
-	return []event{{Event: "keg", Change: change, Keg: &view}}
+	if c != nil {
+		c.view = view
+	}
+	return event{Event: "keg", Change: change, Keg: &view}
 }
 
 // view is k as the API shows it, with its forecast (none while loading).
@@ -354,12 +349,16 @@ func (s *store) copyOut(list []int32, limit int) []pour {
 }
 
 // matching returns the positions of the pours that match f. Pours are
-// stored in time order, so a time range is found by binary search, and a
-// keg's pours are those of its tap between its start and its end. The
+// stored in time order, so a time range is found by binary search. The
 // caller holds mu.
 func (s *store) matching(f filter) []int32 {
-	if f.keg != 0 {
-		return s.kegPours(f)
+	if f.keg != 0 { // the keg's pours are among its tap's
+		k := s.keg(f.keg)
+		if k == nil || f.tap != 0 && f.tap != k.Tap {
+			return nil
+		}
+		f.keg, f.tap = 0, k.Tap
+		return slices.DeleteFunc(slices.Clone(s.matching(f)), func(i int32) bool { return s.pours[i].Keg != k.ID })
 	}
 	x := &s.stored
 	if f.tap != 0 {
@@ -381,32 +380,6 @@ func (s *store) matching(f filter) []int32 {
 		end = at(*f.to)
 	}
 	return list[min(start, end):end]
-}
-
-// kegPours returns the positions of the pours of f.keg that match f.
-func (s *store) kegPours(f filter) []int32 {
-	k := s.keg(f.keg)
-	if k == nil || f.tap != 0 && f.tap != k.Tap {
-		return nil
-	}
-	from, to := k.Started, stamp(math.MaxInt64)
-	if k.Ended != 0 {
-		to = k.Ended + 1
-	}
-	if f.from != nil {
-		from = max(from, *f.from)
-	}
-	if f.to != nil {
-		to = min(to, *f.to)
-	}
-	f.keg, f.tap, f.from, f.to = 0, k.Tap, &from, &to
-	var list []int32
-	for _, i := range s.matching(f) {
-		if s.pours[i].Keg == k.ID {
-			list = append(list, i)
-		}
-	}
-	return list
 }
 
 // find returns the position of the pour with the given id, and whether it
@@ -502,9 +475,13 @@ func (s *store) load(room int, replay func() error) error {
 // and the deleted ones that had a pourId. The caller is the journal's writer.
 func (s *store) kept() int { return len(s.stored.all) + s.graves }
 
-// eachKept calls f with every pour a compacted journal keeps, in id order,
-// and whether it is stored. The caller is the journal's writer.
-func (s *store) eachKept(f func(p *pour, stored bool)) {
+// eachKept calls kegs with every keg, then pours with every pour a
+// compacted journal keeps, in id order, and whether it is stored. The
+// caller is the journal's writer.
+func (s *store) eachKept(kegs func(*keg), pours func(p *pour, stored bool)) {
+	for _, k := range s.kegs {
+		kegs(k)
+	}
 	stored := s.stored.all
 	for i := range s.pours {
 		isStored := len(stored) > 0 && stored[0] == int32(i)
@@ -512,7 +489,7 @@ func (s *store) eachKept(f func(p *pour, stored bool)) {
 			stored = stored[1:]
 		}
 		if isStored || s.pours[i].PourID != "" {
-			f(&s.pours[i], isStored)
+			pours(&s.pours[i], isStored)
 		}
 	}
 }
@@ -520,14 +497,6 @@ func (s *store) eachKept(f func(p *pour, stored bool)) {
 // lastSeq returns the number of the last change. The caller is the
 // journal's writer.
 func (s *store) lastSeq() int64 { return s.seq }
-
-// eachKeg calls f with every keg, in id order. The caller is the
-// journal's writer.
-func (s *store) eachKeg(f func(k *keg)) {
-	for _, k := range s.kegs {
-		f(k)
-	}
-}
 
 // microlitres converts a volume, so that sums stay exact as pours come and go.
 func microlitres(ml float64) int64 { return int64(math.Round(ml * 1000)) }
