@@ -12,20 +12,24 @@ import (
 	"unicode/utf8"
 )
 
-// A keg is a keg put on a tap, as the journal records it; the store adds
-// what its pours served.
-type keg struct {
+// A kegInfo is what a keg was put on tap as, and has been set to since.
+type kegInfo struct {
 	ID       int64    `json:"id"`                // given by the journal: 1, 2, 3, ... never reused
 	Tap      int64    `json:"tapId"`             // the tap it is on, or was on once ended
 	Beverage beverage `json:"beverage"`          // what it holds
 	Size     float64  `json:"size"`              // its full volume, in millilitres
-	Level    float64  `json:"level"`             // what it would hold had none of its pours been served
 	LowAt    float64  `json:"lowAt"`             // the percent at or below which it is low
 	Started  stamp    `json:"startedAt"`         // when it was put on its tap
 	Ended    stamp    `json:"endedAt,omitempty"` // when it came off, or 0 while on tap
+}
 
-	served int64 // the microlitres of its stored pours
-	pours  int   // how many they are
+// A keg is a keg on a tap, or that was, as the journal records it; the
+// store adds what its pours served.
+type keg struct {
+	kegInfo
+	Level  float64 `json:"level"` // what it would hold had none of its pours been served
+	served int64   // the microlitres of its stored pours
+	pours  int     // how many they are
 }
 
 // A beverage is what a keg holds.
@@ -38,20 +42,14 @@ type beverage struct {
 
 // A kegView is a keg as the API and the events show it.
 type kegView struct {
-	ID        int64    `json:"id"`
-	Tap       int64    `json:"tapId"`
-	Beverage  beverage `json:"beverage"`
-	Size      float64  `json:"size"`
-	Served    float64  `json:"served"`    // the millilitres of its stored pours
-	Remaining float64  `json:"remaining"` // its level less what was served, never below 0
-	Percent   float64  `json:"percent"`   // remaining as a percent of size, to one decimal
-	Pours     int      `json:"pours"`
-	LowAt     float64  `json:"lowAt"`
-	Low       bool     `json:"low"`   // percent is at or below lowAt, and it is not empty
-	Empty     bool     `json:"empty"` // nothing remains
-	StartedAt stamp    `json:"startedAt"`
-	EndedAt   *stamp   `json:"endedAt,omitempty"`
-	RunsOutAt *stamp   `json:"runsOutAt,omitempty"` // at the pace of its pours over the last hour
+	kegInfo
+	Served    float64 `json:"served"`    // the millilitres of its stored pours
+	Remaining float64 `json:"remaining"` // its level less what was served, never below 0
+	Percent   float64 `json:"percent"`   // remaining as a percent of size, to one decimal
+	Pours     int     `json:"pours"`
+	Low       bool    `json:"low"`                 // percent is at or below lowAt, and it is not empty
+	Empty     bool    `json:"empty"`               // nothing remains
+	RunsOutAt *stamp  `json:"runsOutAt,omitempty"` // at the pace of its pours over the last hour
 }
 
 // Keg limits.
@@ -75,12 +73,9 @@ func (k *keg) level() (remaining int64, percent float64, low, empty bool) {
 // at that pace.
 func (k *keg) view(recent int64, now stamp) kegView {
 	remaining, percent, low, empty := k.level()
-	v := kegView{ID: k.ID, Tap: k.Tap, Beverage: k.Beverage, Size: k.Size, Served: float64(k.served) / 1000,
-		Remaining: float64(remaining) / 1000, Percent: percent, Pours: k.pours, LowAt: k.LowAt, Low: low,
-		Empty: empty, StartedAt: k.Started}
-	if k.Ended != 0 {
-		v.EndedAt = &k.Ended
-	} else if recent > 0 && !empty {
+	v := kegView{kegInfo: k.kegInfo, Served: float64(k.served) / 1000, Remaining: float64(remaining) / 1000,
+		Percent: percent, Pours: k.pours, Low: low, Empty: empty}
+	if recent > 0 && !empty && k.Ended == 0 {
 		out := now + stamp(remaining*3_600_000/recent)
 		v.RunsOutAt = &out
 	}
@@ -152,7 +147,8 @@ func parseKeg(body []byte) (keg, error) {
 		return keg{}, err
 	}
 	tap, _ := f.get("tapId", "a number", "the id of the tap, a whole number from 1", true)
-	k := keg{Tap: f.tapID(tap), LowAt: defaultLow}
+	var k keg
+	k.Tap, k.LowAt = f.tapID(tap), defaultLow
 	k.Beverage, _ = f.beverage(true)
 	size, _ := f.number("size", useSize, true)
 	k.Size, k.Level = size, size
@@ -229,13 +225,16 @@ func (f *fields) beverage(required bool) (beverage, bool) {
 			g.problem("abv %s is out of range: use a percent from 0 to 100", g.raw["abv"])
 		}
 	}
-	for _, text := range [][2]string{{"name", b.Name}, {"brewery", b.Brewery}, {"style", b.Style}} {
-		n := utf8.RuneCountInString(text[1])
-		if n > maxName || text[0] == "name" && n == 0 && g.err == nil {
-			g.problem("the beverage's %s has %d characters: use %s to %d", text[0], n, map[bool]string{true: "1", false: "0"}[text[0] == "name"], maxName)
+	for _, text := range []struct {
+		name, value string
+		least       int
+	}{{"name", b.Name, 1}, {"brewery", b.Brewery, 0}, {"style", b.Style, 0}} {
+		n := utf8.RuneCountInString(text.value)
+		if n > maxName || n < text.least && g.err == nil {
+			g.problem("the beverage's %s has %d characters: use %d to %d", text.name, n, text.least, maxName)
 		}
-		if strings.ContainsFunc(text[1], unicode.IsControl) {
-			g.problem("the beverage's %s %q has a control character: use plain text", text[0], text[1])
+		if strings.ContainsFunc(text.value, unicode.IsControl) {
+			g.problem("the beverage's %s %q has a control character: use plain text", text.name, text.value)
 		}
 	}
 	f.err, f.problems = cmp.Or(f.err, g.err), append(f.problems, g.problems...)
