@@ -204,7 +204,7 @@ func (h *hub) sendReports(ctx context.Context) {
 	for {
 		select {
 		case <-t.C:
-			h.store.withReport(func(r report) { h.publish(event{Event: "report", Report: &r}) })
+			h.store.stream(nil, func(first []event) { h.publish(first[0]) })
 		case <-ctx.Done():
 			return
 		}
@@ -217,18 +217,14 @@ func (h *hub) sendReports(ctx context.Context) {
 func (h *hub) join(s *subscriber) {
 	h.conns.Add(1)
 	h.kind(s).Add(1)
-	enter := func() {
+	held := h.store.stream(s.after, func(first []event) {
+		s.backlog = first
 		if !h.send(message{join: s}) {
 			s.drop(websocket.StatusGoingAway, "the server is shutting down")
 		}
-	}
-	if s.after == nil {
-		h.store.withReport(func(r report) {
-			s.push(frame(event{Event: "report", Report: &r}))
-			enter()
-		})
-	} else if !h.store.withChanges(*s.after, func(missed []event) { s.backlog = missed; enter() }) {
-		s.drop(websocket.StatusPolicyViolation, fmt.Sprintf("change %d is no longer held: read the whole state again", *s.after))
+	})
+	if !held {
+		s.drop(websocket.StatusPolicyViolation, "the changes after the one asked for are no longer held: read the whole state again")
 	}
 	h.log.Info("subscriber connected", "remote", s.remote, "tap", s.tap, "screen", s.screen)
 	go func() {
@@ -254,7 +250,7 @@ type subscriber struct {
 	after  *int64          // the change it resumes after, if it does: its stream starts with the next
 	wake   chan struct{}   // signalled when queue or closing changes
 
-	backlog []event // the changes it missed, written before queue
+	backlog []event // its first events, written before queue: a report, or the changes it missed
 
 	mu      sync.Mutex
 	queue   [][]byte              // frames waiting, at most maxQueue

@@ -23,7 +23,7 @@ type store struct {
 	// mu guards the fields below and orders every subscriber's stream, which
 	// is consistent: a report counts exactly the changes whose events came
 	// before it. apply publishes a batch's events holding mu for writing;
-	// withReport takes a report and its place in the stream holding it for
+	// stream takes a report and its place in the stream holding it for
 	// reading. So the two never interleave.
 	mu          sync.RWMutex
 	pours       []pour           // every pour since start-up, deleted ones too
@@ -116,16 +116,22 @@ func (s *store) held() (first, last int64) {
 	return s.seq - int64(len(s.history)) + 1, s.seq
 }
 
-// withChanges calls f with the events of every change after change n,
-// under the lock (see mu), unless the store no longer holds them all.
-func (s *store) withChanges(n int64, f func([]event)) bool {
+// stream calls f, under the lock (see mu), with the events a stream
+// starts with: the changes after change after, or a report of the store
+// when after is nil. It is false when the store no longer holds them all.
+func (s *store) stream(after *int64, f func(first []event)) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if n < s.seq-int64(len(s.history)) || n > s.seq {
-		return false
+	if after == nil {
+		r := s.tally()
+		f([]event{{Event: "report", Report: &r}})
+		return true
 	}
-	f(slices.Clone(s.history[int64(len(s.history))-(s.seq-n):]))
-	return true
+	if n := *after; n >= s.seq-int64(len(s.history)) && n <= s.seq {
+		f(slices.Clone(s.history[int64(len(s.history))-(s.seq-n):]))
+		return true
+	}
+	return false
 }
 
 // take applies one committed change, and returns its events.
@@ -256,15 +262,6 @@ func (s *store) kegView(id int64) (kegView, bool) {
 		return s.view(k), true
 	}
 	return kegView{}, false
-}
-
-// withReport calls f with a report of the pours stored now, under the
-// lock (see mu): no event is published between the report and what f
-// puts in the stream.
-func (s *store) withReport(f func(report)) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	f(s.tally())
 }
 
 // report returns a report of the pours stored now.
