@@ -92,7 +92,7 @@ func (s *store) apply(batch []*change, publish func(event)) {
 			s.seq++
 			e.Seq = s.seq
 			s.history = append(s.history, e)
-			if len(s.history) >= 2*s.changesKept { // so each event is copied once at most
+			if len(s.history) > s.changesKept+s.changesKept/4 { // each event copied four times at most
 				s.history = slices.Clone(s.history[len(s.history)-s.changesKept:])
 			}
 			publish(e)
