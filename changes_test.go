@@ -130,6 +130,13 @@ func TestResumeIsRefusedWhenItCannot(t *testing.T) {
 	if got := ts.dialStatus(t, "?after=2"); got != 410 {
 		t.Errorf("a handshake after change 2 = %d; want 410", got)
 	}
+	tap := ts.dial(t, "?tapId=1&after=3") // its own pours are not among the changes it missed
+	tap.nextTap(1, true)
+	b := ts.pour(t, 2, 300)
+	if e := tap.next(); e.Seq != 7 || e.Beer == nil || *e.Beer != b {
+		t.Errorf("tap 1 resuming after change 3 got %+v; want tap 2's pour, change 7", e)
+	}
+	tap.conn.CloseNow()
 	ts.stop() // a server that keeps nothing starts its history again
 	if ts = startServer(t); ts.dialStatus(t, "?after=6") != 400 {
 		t.Errorf("after=6 on a fresh :memory: server is not a 400")

@@ -257,6 +257,12 @@ type subscriber struct {
 	closing *websocket.CloseError // set once the hub drops the subscriber
 }
 
+// takes reports whether s is sent e: a tap is not sent its own pours,
+// unless it asked for them.
+func (s *subscriber) takes(e event) bool {
+	return e.Pour == nil || e.Pour.Tap != s.tap || s.own
+}
+
 // push queues an event's frame, unless maxQueue wait already.
 func (s *subscriber) push(f []byte) bool {
 	s.mu.Lock()
@@ -304,9 +310,11 @@ func (s *subscriber) serve(pingEvery time.Duration) error {
 	}()
 	for len(s.backlog) > 0 {
 		n := min(len(s.backlog), 512)
-		frames := make([][]byte, n)
-		for i, e := range s.backlog[:n] {
-			frames[i] = frame(e)
+		var frames [][]byte
+		for _, e := range s.backlog[:n] {
+			if s.takes(e) {
+				frames = append(frames, frame(e))
+			}
 		}
 		if err := s.write(frames); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"log/slog"
@@ -63,7 +64,7 @@ const (
 // level returns what remains in k, in microlitres and as a percent of its
 // size, and whether it is low or empty.
 func (k *keg) level() (remaining int64, percent float64, low, empty bool) {
-	remaining = max(0, microlitres(k.Level)-k.served)
+	remaining = min(microlitres(k.Size), max(0, microlitres(k.Level)-k.served))
 	percent = math.Round(float64(remaining)/k.Size) / 10 // microlitres a millilitre of size: a tenth of a percent
 	return remaining, percent, percent <= k.LowAt && remaining > 0, remaining == 0
 }
@@ -174,10 +175,6 @@ func parsePatch(body []byte, size float64) (kegPatch, error) {
 	if err != nil {
 		return kegPatch{}, err
 	}
-	if len(f.raw) == 0 {
-		return kegPatch{}, errorf(http.StatusBadRequest,
-			"the body changes nothing: send any of remaining, lowAt and beverage, like %s", patchShape.example)
-	}
 	var p kegPatch
 	if b, ok := f.beverage(false); ok {
 		p.Beverage = &b
@@ -191,6 +188,10 @@ func parsePatch(body []byte, size float64) (kegPatch, error) {
 	if lowAt, ok := f.number("lowAt", useLowAt, false); ok {
 		p.LowAt = &lowAt
 		f.checkLowAt(lowAt)
+	}
+	if f.check() == nil && p == (kegPatch{}) { // nulls only
+		return kegPatch{}, errorf(http.StatusBadRequest,
+			"the body changes nothing: send any of remaining, lowAt and beverage, like %s", patchShape.example)
 	}
 	return p, f.check()
 }
@@ -219,12 +220,6 @@ func (f *fields) beverage(required bool) (beverage, bool) {
 	b.Name, _ = g.text("name", fmt.Sprintf("the beverage's name, 1 to %d characters", maxName), true)
 	b.Brewery, _ = g.text("brewery", fmt.Sprintf("0 to %d characters", maxName), false)
 	b.Style, _ = g.text("style", fmt.Sprintf("0 to %d characters", maxName), false)
-	if abv, ok := g.number("abv", "percent alcohol by volume, from 0 to 100", false); ok {
-		b.ABV = &abv
-		if !(abv >= 0 && abv <= 100) {
-			g.problem("abv %s is out of range: use a percent from 0 to 100", g.raw["abv"])
-		}
-	}
 	for _, text := range []struct {
 		name, value string
 		least       int
@@ -235,6 +230,12 @@ func (f *fields) beverage(required bool) (beverage, bool) {
 		}
 		if strings.ContainsFunc(text.value, unicode.IsControl) {
 			g.problem("the beverage's %s %q has a control character: use plain text", text.name, text.value)
+		}
+	}
+	if abv, ok := g.number("abv", "percent alcohol by volume, from 0 to 100", false); ok {
+		b.ABV = &abv
+		if !(abv >= 0 && abv <= 100) {
+			g.problem("abv %s is out of range: use a percent from 0 to 100", g.raw["abv"])
 		}
 	}
 	f.err, f.problems = cmp.Or(f.err, g.err), append(f.problems, g.problems...)
@@ -317,12 +318,15 @@ func handleChangeKeg(s *store, j *journal, a *auth, end bool) apiFunc {
 		if !ok {
 			return noSuch("keg", r.PathValue("id"))
 		}
+		body, err := readBody(w, r, patchShape)
+		if err != nil {
+			return err
+		}
 		c := &change{kegID: id, patch: &kegPatch{end: end}}
+		if end && len(bytes.TrimSpace(body)) > 0 {
+			return errorf(http.StatusBadRequest, "ending a keg takes no body: send none")
+		}
 		if !end {
-			body, err := readBody(w, r, patchShape)
-			if err != nil {
-				return err
-			}
 			if *c.patch, err = parsePatch(body, k.Size); err != nil {
 				return err
 			}

@@ -193,6 +193,12 @@ func TestADeletedPourGivesBackItsVolume(t *testing.T) {
 			t.Errorf("after deleting pour %d: %+v; want %v ml left, %v served", step.id, k, step.remaining, step.served)
 		}
 	}
+	d := ts.pour(t, 3, 500)
+	ts.kegDo(t, 200, "PATCH", "/api/kegs/1", `{"remaining":900}`) // weighed: 900 ml left
+	do(t, "DELETE", fmt.Sprintf("%s/api/beers/%d", ts.url, d.ID), "")
+	if k := ts.kegDo(t, 200, "GET", "/api/kegs/1", ""); k.Remaining != 1000 || k.Percent != 100 {
+		t.Errorf("a pour deleted after a correction gives back %v ml, %v%%; want no more than the keg's size", k.Remaining, k.Percent)
+	}
 }
 
 // TestBadKegsAreRefused sends every kind of bad keg body: each is a 400 or
@@ -242,6 +248,8 @@ func TestBadKegsAreRefused(t *testing.T) {
 				"size 1 ml is out of range: a keg holds 1000 to 2000000 ml (a 1 l minikeg to a 2,000 l tank); " +
 				"lowAt 101 is out of range"},
 		{"PATCH", "/api/kegs/1", `{}`, 400, "changes nothing"},
+		{"PATCH", "/api/kegs/1", `{"remaining":null,"lowAt":null}`, 400, "changes nothing"},
+		{"POST", "/api/kegs/1/end", `{"at":"now"}`, 400, "ending a keg takes no body"},
 		{"PATCH", "/api/kegs/1", `{"size":2000}`, 400, `unknown field "size"`},
 		{"PATCH", "/api/kegs/1", `{"remaining":1000.5}`, 422, "remaining 1000.5 ml is out of range: this keg holds 0 to 1000"},
 		{"PATCH", "/api/kegs/1", `{"lowAt":100.1}`, 422, "lowAt 100.1 is out of range"},
