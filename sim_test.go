@@ -18,7 +18,8 @@ import (
 // the simulator pours and hears the events; the server is killed under it
 // (so an answer may be lost after a pour was stored), and the simulator
 // keeps pouring while it is down and delivers every pour exactly once when
-// it is back. Authentication is on: the simulator sends its tap's token.
+// it is back. It logs a keg put on its tap, and emptied by its pours, in
+// words. Authentication is on: the simulator sends its tap's token.
 func TestSimulator(t *testing.T) {
 	t.Parallel()
 	server := buildBinary(t, ".")
@@ -37,6 +38,13 @@ func TestSimulator(t *testing.T) {
 	if regexp.MustCompile(`tap 5 poured`).MatchString(tap.out.String()) {
 		t.Errorf("the simulator was told of its own pours:\n%s", tap.out)
 	}
+	// It tells of its tap's kegs in words: a 1 l keg goes on it, and its pours empty it.
+	keg := `{"tapId":5,"beverage":{"name":"Kozel Černý"},"size":1000}`
+	if r := do(t, "POST", ts.url+"/api/kegs", keg, "Authorization", "Bearer "+adminToken); r.status != 201 {
+		t.Fatalf("POST /api/kegs %s = %d %s; want 201", keg, r.status, r.body)
+	}
+	tap.out.waitFor(t, 10*time.Second, 1, "tap 5 has a new keg of Kozel Černý (keg 1): 1 l, full")
+	tap.out.waitFor(t, 10*time.Second, 1, "tap 5's keg of Kozel Černý is empty")
 
 	before := ts.list(t, "?tapId=5").Total
 	ts.proc.stop(t, syscall.SIGKILL)

@@ -52,7 +52,21 @@ func TestBackoffGrowsWithJitterUpToTheCap(t *testing.T) {
 
 func TestDescribe(t *testing.T) {
 	t.Parallel()
+	now := time.Date(2026, 11, 28, 21, 4, 5, 0, time.FixedZone("CET", 3600)) // in Berlin: times below are told in its zone
+	keg := func(change, more string) string {
+		return `{"event":"keg","seq":12,"change":"` + change + `","keg":{"id":4,"tapId":3,"beverage":{"name":"Pilsner Urquell","abv":4.4},` +
+			`"size":50000,"served":42600,"remaining":7400,"percent":14.8,"pours":90,"lowAt":15,"low":true,"empty":false,` +
+			`"startedAt":"2026-11-28T17:00:00.000Z"` + more + `}}`
+	}
 	tests := []struct{ msg, want string }{
+		{keg("low", `,"runsOutAt":"2026-11-28T21:40:00.000Z"`), "tap 3's keg of Pilsner Urquell is low: 14.8% left, 7.4 l; runs out around 22:40"},
+		{keg("low", `,"runsOutAt":"2026-11-29T23:40:00.000Z"`), "tap 3's keg of Pilsner Urquell is low: 14.8% left, 7.4 l; runs out around Mon 30 Nov 00:40"},
+		{keg("low", ""), "tap 3's keg of Pilsner Urquell is low: 14.8% left, 7.4 l"},
+		{keg("started", ""), "tap 3 has a new keg of Pilsner Urquell (keg 4): 50 l, 14.8% left, 7.4 l"},
+		{strings.Replace(keg("started", ""), `"remaining":7400`, `"remaining":50000`, 1), "tap 3 has a new keg of Pilsner Urquell (keg 4): 50 l, full"},
+		{keg("updated", `,"runsOutAt":"2026-11-28T21:40:00.000Z"`), "tap 3's keg of Pilsner Urquell was corrected: 14.8% left, 7.4 l; runs out around 22:40"},
+		{keg("ended", `,"endedAt":"2026-11-28T21:00:00.000Z"`), "tap 3's keg of Pilsner Urquell came off the tap with 7.4 l left"},
+		{keg("empty", ""), "tap 3's keg of Pilsner Urquell is empty"},
 		{`{"event":"pour","beer":{"id":41,"tapId":2,"volume":512.3,"type":"pint","timestamp":"2026-11-28T21:04:05.123Z"}}`,
 			"tap 2 poured a pint of 512.3 ml (id 41)"},
 		{`{"event":"deleted","id":7}`, "pour 7 was deleted"},
@@ -60,13 +74,17 @@ func TestDescribe(t *testing.T) {
 		{`{"event":"tap","tap":{"tapId":3,"online":false,"since":"2026-11-28T21:04:05.123Z"}}`, "tap 3's meter went offline"},
 		{`{"event":"report","report":{"total":3,"volume":1700,"taps":{"10":{"beers":1,"volume":500,"share":33.33},"2":{"beers":2,"volume":1200,"share":66.67}},"types":{"half":0,"pint":2,"stein":1}}}`,
 			"report: 3 beers, 1.7 l (half 0, pint 2, stein 1); shares: tap 2 66.67%, tap 10 33.33%"},
+		{`{"event":"report","report":{"total":1,"volume":500,"taps":{"3":{"beers":1,"volume":500,"share":100}},"types":{"half":0,"pint":1,"stein":0},` +
+			`"kegs":[{"id":4,"tapId":3,"beverage":{"name":"Pilsner Urquell"},"size":50000,"remaining":37654.5,"percent":75.3}],"seq":12}}`,
+			"report: 1 beers, 0.5 l (half 0, pint 1, stein 0); shares: tap 3 100%; kegs: tap 3 Pilsner Urquell 75.3% (37.7 l)"},
 		{`{"event":"report","report":{"total":0,"volume":0,"taps":{},"types":{"half":0,"pint":0,"stein":0}}}`,
 			"report: 0 beers, 0.0 l (half 0, pint 0, stein 0); shares: none"},
 		{`{"event":"party"}`, `unknown event {"event":"party"}`},
 		{`not json`, "unreadable event"},
 	}
 	for _, tt := range tests {
-		if got := describe([]byte(tt.msg)); !strings.HasPrefix(got, tt.want) {
+		got := describe([]byte(tt.msg), now)
+		if got != tt.want && !(tt.msg == "not json" && strings.HasPrefix(got, tt.want)) {
 			t.Errorf("describe(%s) = %q; want %q", tt.msg, got, tt.want)
 		}
 	}
