@@ -94,8 +94,8 @@ func TestOpenAPIExamplesAreTheServersAnswers(t *testing.T) {
 						t.Run(fmt.Sprintf("%s %s %s %s", method, path, code, name), func(t *testing.T) {
 							t.Parallel()
 							ts := startServer(t)
-							if r := do(t, "POST", ts.url+"/api/kegs", pilsner); r.status != 201 {
-								t.Fatalf("POST /api/kegs %s = %d %s; want 201", pilsner, r.status, r.body)
+							if r := do(t, "POST", ts.url+"/api/kegs", examplesKeg); r.status != 201 {
+								t.Fatalf("POST /api/kegs %s = %d %s; want 201", examplesKeg, r.status, r.body)
 							}
 							ts.pour(t, 1, 500)
 							do(t, "POST", ts.url+"/api/beers", sentPour{2, 250, "tap2-000001"}.body())
@@ -120,8 +120,9 @@ func TestOpenAPIExamplesAreTheServersAnswers(t *testing.T) {
 	}
 }
 
-// pilsner is the keg the examples put on tap 3 first.
-const pilsner = `{"tapId":3,"beverage":{"name":"Pilsner Urquell","brewery":"Plzeňský Prazdroj","style":"Czech pilsner","abv":4.4},"size":50000}`
+// examplesKeg is the keg the examples put on tap 3 first.
+const examplesKeg = `{"tapId":3,"beverage":{"name":"Pilsner Urquell","brewery":"Plzeňský Prazdroj",` +
+	`"style":"Czech pilsner","abv":4.4},"size":50000}`
 
 // decodeAs decodes a body of a content type: JSON as it is, CSV as rows.
 func decodeAs(t *testing.T, ctype string, body []byte) any {
