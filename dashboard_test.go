@@ -118,12 +118,14 @@ func TestDashboard(t *testing.T) {
 	}
 	page.waitFor(time.Second, `text("total-beers") === "31"`)
 	page.checkMatchesReport(t, ts)
+	ts.subscribe(t, "", "Authorization", "Bearer "+tap1Token)
+	page.waitFor(time.Second, `online("1") === "true"`)
 	page.checkLayout(t, 1920, 1080, false)
 	page.screenshot(t, "DASHBOARD_SCREENSHOT", "dashboard.png")
 	page.checkLayout(t, 390, 844, true)
 
 	// The staff's phone: the same bar, with the admin's controls.
-	phone := openChromium(t)
+	phone := page.openTab()
 	phone.navigate(ts.url + "/#token=" + adminToken)
 	phone.waitFor(5*time.Second, `state() === "live" && text("total-beers") === "31" && buttons(tapRow(1)).join() === "Change keg,End keg,Correct level"`)
 	phone.checkLayout(t, 390, 844, true)
@@ -520,9 +522,9 @@ const overlaps = () => {
 // protocol with the project's own WebSocket library.
 type page struct {
 	t       *testing.T
-	conn    *websocket.Conn
-	session string
-	nextID  int
+	conn    *websocket.Conn // to the browser, which its tabs share
+	session string          // the tab's
+	nextID  *int            // the last command's id, counted for the browser
 }
 
 // openChromium starts a headless Chromium with a fresh profile and opens a
@@ -562,20 +564,26 @@ func openChromium(t *testing.T) *page {
 	}
 	conn.SetReadLimit(64 << 20) // screenshots
 	t.Cleanup(func() { conn.CloseNow() })
-	p := &page{t: t, conn: conn}
+	return (&page{t: t, conn: conn, nextID: new(int)}).openTab()
+}
+
+// openTab opens another tab in p's browser.
+func (p *page) openTab() *page {
+	p.t.Helper()
+	browser := &page{t: p.t, conn: p.conn, nextID: p.nextID}
 	var target struct{ TargetID string }
-	p.call("Target.createTarget", map[string]any{"url": "about:blank"}, &target)
+	browser.call("Target.createTarget", map[string]any{"url": "about:blank"}, &target)
 	var attached struct{ SessionID string }
-	p.call("Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &attached)
-	p.session = attached.SessionID
-	return p
+	browser.call("Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &attached)
+	browser.session = attached.SessionID
+	return browser
 }
 
 // call sends a DevTools command and decodes its result into result.
 func (p *page) call(method string, params any, result any) {
 	p.t.Helper()
-	p.nextID++
-	msg := map[string]any{"id": p.nextID, "method": method, "params": params}
+	*p.nextID++
+	msg := map[string]any{"id": *p.nextID, "method": method, "params": params}
 	if p.session != "" {
 		msg["sessionId"] = p.session
 	}
@@ -595,7 +603,7 @@ func (p *page) call(method string, params any, result any) {
 			Result json.RawMessage
 			Error  *struct{ Message string }
 		}
-		if json.Unmarshal(data, &reply) != nil || reply.ID != p.nextID {
+		if json.Unmarshal(data, &reply) != nil || reply.ID != *p.nextID {
 			continue // an event, or the answer to nothing we wait for
 		}
 		if reply.Error != nil {

@@ -844,6 +844,7 @@ function renderAlerts() {
       alertRows.delete(key);
     }
   }
+  let prev = null;
   for (const [key, [id, k, kind]] of want) {
     let li = alertRows.get(key);
     if (!li) {
@@ -864,8 +865,10 @@ function renderAlerts() {
         li.append(dismiss);
       }
       alertRows.set(key, li);
-      list.append(li);
     }
+    const at = prev ? prev.nextSibling : list.firstChild; // in tap order; a row in place stays, with its focus
+    if (li !== at) list.insertBefore(li, at);
+    prev = li;
     li.dataset.tap = id;
     li.querySelector(".text").textContent = kind === "empty"
       ? `Tap ${id}: ${k.beverage.name} is empty`
