@@ -64,7 +64,7 @@ const state = {
 };
 
 function emptyReport() {
-  return { total: 0, volume: 0, taps: {}, types: { half: 0, pint: 0, stein: 0 }, kegs: [], seq: 0 };
+  return { total: 0, volume: 0, taps: {}, types: { half: 0, pint: 0, stein: 0 } };
 }
 
 // ---- the connection ----
@@ -316,7 +316,9 @@ async function getJSON(path) {
 // of since. The page keeps no pour of an earlier connection, whose server
 // may have lost its pours or given their ids to others. The report came
 // with the connection.
+let fullReads = 0; // full reads begun: a later one makes an earlier one's answers stale
 async function refresh() {
+  const read = ++fullReads, stale = () => read !== fullReads;
   try {
     await refreshTaps(true);
     const first = await getJSON("/api/beers?page_size=1");
@@ -328,23 +330,26 @@ async function refresh() {
       list.beers.forEach((b) => pours.set(b.id, b));
       if (!list.beers.length || Date.parse(list.beers[0].timestamp) < since) break;
     }
+    if (stale()) return;
     for (const id of state.live) if (state.pours.has(id)) pours.set(id, state.pours.get(id));
     for (const id of state.deleted) pours.delete(id);
     state.pours = pours;
   } catch (err) {
+    if (stale()) return;
     console.warn("refresh failed:", err);
     readAll = true; // the feed is incomplete: read it all at the next connection
-  } finally {
-    state.live = state.deleted = null;
   }
+  state.live = state.deleted = null;
   scheduleRender();
 }
 
 // refreshTaps reads which taps the server knows and which are online:
 // all of them (whole) after a full read, or news of them after a resume.
 async function refreshTaps(whole) {
+  const read = fullReads;
   try {
     const list = (await getJSON("/api/taps")).taps;
+    if (read !== fullReads) return; // a full read began meanwhile
     if (whole) state.taps = new Map();
     list.forEach(setTap);
     scheduleRender();
@@ -597,7 +602,7 @@ function confirmIn(bar, about, question, yesText, yes) {
   error.setAttribute("role", "alert");
   ask.append(span("question", question), go, keep, error);
   const restore = () => {
-    const had = ask.contains(document.activeElement);
+    const had = ask.contains(document.activeElement) || document.activeElement === document.body; // a disabled button loses focus
     ask.remove();
     delete bar.dataset.asking;
     if (had) [...bar.querySelectorAll(":scope > button")].find((b) => !b.hidden)?.focus();
