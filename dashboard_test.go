@@ -323,6 +323,32 @@ func TestDashboardAfterChangesAreGone(t *testing.T) {
 	checkReadAgain(t, ts, `"status":410,"method":"GET","path":"/sockets/beers?after=2"`)
 }
 
+// TestDashboardDeleteOfAPourItNeverSaw deletes a pour older than the
+// page's feed and chart: the page cannot know its tap, glass or keg, so it
+// reads the report again, and shows the totals and the keg's level right.
+func TestDashboardDeleteOfAPourItNeverSaw(t *testing.T) {
+	t.Parallel()
+	ts, _ := startWithJournal(t,
+		`{"op":"keg","keg":{"id":1,"tapId":9,"beverage":{"name":"Old Tom"},"size":20000,"level":20000,"lowAt":15,"startedAt":"2026-11-28T20:00:00.000Z"}}`+"\n"+
+			`{"op":"pour","beer":{"id":1,"tapId":9,"volume":500,"type":"pint","timestamp":"2026-11-28T21:04:05.123Z","kegId":1}}`+"\n")
+	page := openChromium(t)
+	page.navigate(ts.url + "/")
+	page.waitFor(5*time.Second, `state() === "live" && keg(9).name === "Old Tom" && keg(9).percent === "97.5" && feed() === "1:9:pint"`)
+	for range 15 { // the feed's length
+		ts.pour(t, 1, 330)
+	}
+	page.waitFor(time.Second, `text("total-beers") === "16" && !feedRow(1)`)
+	if strings.Contains(ts.logs.String(), `"path":"/api/report"`) {
+		t.Fatalf("the page read the report before the delete; want it to count the events")
+	}
+	do(t, "DELETE", ts.url+"/api/beers/1", "")
+	page.waitFor(time.Second, `text("total-beers") === "15" && keg(9).percent === "100"`)
+	page.checkMatchesReport(t, ts)
+	if logs := ts.logs.String(); strings.Count(logs, `"path":"/api/report"`) < 2 { // the page's, then the test's
+		t.Errorf("the page did not read the report after the delete of a pour it never saw:\n%s", logs)
+	}
+}
+
 // checkReadAgain fails unless ts's log shows the page's probe answered as
 // probe says, then the page reading the pours again.
 func checkReadAgain(t *testing.T, ts *testServer, probe string) {
