@@ -323,6 +323,7 @@ func (s *subscriber) serve(pingEvery time.Duration) error {
 	}
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
+	var pinging atomic.Bool // a ping waits for its pong
 	for {
 		select {
 		case <-s.wake:
@@ -337,14 +338,21 @@ func (s *subscriber) serve(pingEvery time.Duration) error {
 				s.conn.Close(closing.Code, closing.Reason)
 				return closing
 			}
-		case <-ping.C:
-			pctx, cancel := context.WithTimeout(ctx, min(pongWait, max(pingEvery, pongLeast)))
-			err := s.conn.Ping(pctx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("%w: %w", errNoPong, err)
+		case <-ping.C: // in a goroutine of its own, so that events go on while it waits
+			if pinging.CompareAndSwap(false, true) {
+				go func() {
+					defer pinging.Store(false)
+					pctx, cancel := context.WithTimeout(ctx, min(pongWait, max(pingEvery, pongLeast)))
+					defer cancel()
+					if err := s.conn.Ping(pctx); err != nil {
+						leave(fmt.Errorf("%w: %w", errNoPong, err))
+					}
+				}()
 			}
 		case <-ctx.Done():
+			if err := context.Cause(ctx); errors.Is(err, errNoPong) {
+				return err
+			}
 			return fmt.Errorf("the peer left: %w", context.Cause(ctx))
 		}
 	}
