@@ -22,12 +22,12 @@ import (
 // it; with what the kernel holds for it (sendBuffer here, about as much at
 // the peer) that is at most a few thousand events it has not taken.
 const (
-	maxQueue   = 1024                   // events that may wait for one subscriber
-	sendBuffer = 32 << 10               // SO_SNDBUF of a subscriber's socket, in bytes
-	closeWait  = 10 * time.Second       // how long a dropped subscriber has to finish writing and close
-	pongWait   = 10 * time.Second       // the longest a ping waits for its pong, or PING_INTERVAL if shorter
-	pongLeast  = 100 * time.Millisecond // the shortest a ping waits, however short PING_INTERVAL is
-	readLimit  = 512                    // the largest message a subscriber may send; it sends none
+	maxQueue   = 1024             // events that may wait for one subscriber
+	sendBuffer = 32 << 10         // SO_SNDBUF of a subscriber's socket, in bytes
+	closeWait  = 10 * time.Second // how long a dropped subscriber has to finish writing and close
+	pongWait   = 10 * time.Second // the longest a ping waits for its pong, or PING_INTERVAL if shorter
+	pongLeast  = time.Second      // the shortest a ping waits, however short PING_INTERVAL is
+	readLimit  = 512              // the largest message a subscriber may send; it sends none
 )
 
 var errNoPong = errors.New("no answer to a ping")
