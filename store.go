@@ -36,7 +36,7 @@ type store struct {
 	onTap       map[int64]*keg   // the keg on each tap that has one, by tap id
 	since       sinceStart       // what happened since start-up, for /metrics
 	seq         int64            // the number of the last change: each gets the next one
-	history     []event          // the last changes' events, in order, for subscribers that resume
+	history     []past           // the last changes, in order, for subscribers that resume
 	changesKept int              // CHANGES_KEPT: how many of them history holds at least
 	loading     bool             // replaying the journal: stored and taps are indexed once it is done
 	now         func() time.Time // the clock of the forecasts
@@ -91,10 +91,7 @@ func (s *store) apply(batch []*change, publish func(event)) {
 		for _, e := range s.take(c) {
 			s.seq++
 			e.Seq = s.seq
-			s.history = append(s.history, e)
-			if len(s.history) > s.changesKept+s.changesKept/4 { // each event copied four times at most
-				s.history = slices.Clone(s.history[len(s.history)-s.changesKept:])
-			}
+			s.remember(e)
 			publish(e)
 		}
 	}
@@ -127,11 +124,55 @@ func (s *store) stream(after *int64, f func(first []event)) bool {
 		f([]event{{Event: "report", Report: &r}})
 		return true
 	}
-	if n := *after; n >= s.seq-int64(len(s.history)) && n <= s.seq {
-		f(slices.Clone(s.history[int64(len(s.history))-(s.seq-n):]))
-		return true
+	n := *after
+	if n < s.seq-int64(len(s.history)) || n > s.seq {
+		return false
 	}
-	return false
+	missed := s.history[int64(len(s.history))-(s.seq-n):]
+	events := make([]event, len(missed))
+	for i, p := range missed {
+		events[i] = p.event(s.pours, n+1+int64(i))
+	}
+	f(events)
+	return true
+}
+
+// A past change is what the history keeps of one, in a few bytes rather
+// than a whole event, as it keeps CHANGES_KEPT of them: the event of a
+// keg's change, or else the position of the pour stored, or else the id
+// of the pour deleted.
+type past struct {
+	keg     *event
+	pour    int32 // -1 for none
+	deleted int64
+}
+
+// remember keeps e, which the store has just made, in the history.
+func (s *store) remember(e event) {
+	p := past{pour: -1}
+	switch e.Event {
+	case "keg":
+		p.keg = &e
+	case "pour":
+		p.pour = int32(len(s.pours) - 1)
+	default:
+		p.deleted = e.ID
+	}
+	s.history = append(s.history, p)
+	if len(s.history) > s.changesKept+s.changesKept/4 { // each copied four times at most
+		s.history = slices.Clone(s.history[len(s.history)-s.changesKept:])
+	}
+}
+
+// event makes again the event of change seq.
+func (p past) event(pours []pour, seq int64) event {
+	switch {
+	case p.keg != nil:
+		return *p.keg
+	case p.pour >= 0:
+		return event{Event: "pour", Seq: seq, Pour: &pours[p.pour]}
+	}
+	return event{Event: "deleted", Seq: seq, ID: p.deleted}
 }
 
 // take applies one committed change, and returns its events.
@@ -142,8 +183,7 @@ func (s *store) take(c *change) []event {
 			return s.start(*c.keg, c)
 		}
 		s.add(c.pour)
-		p := c.pour // not c's, which the history would keep
-		return append([]event{{Event: "pour", Pour: &p}}, s.charge(p, 1)...)
+		return append([]event{{Event: "pour", Pour: &c.pour}}, s.charge(c.pour, 1)...)
 	case deleted:
 		s.charge(s.remove(c.delete), -1)
 		return []event{{Event: "deleted", ID: c.delete}}
