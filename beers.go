@@ -14,9 +14,8 @@ import (
 	"time"
 )
 
-// A pour is one beer a tap poured: what the tap sent and what the server
-// added when it stored it. It is the API's beer, the journal's record and
-// the event's payload alike.
+// A pour is one beer a tap poured: what the tap sent and what the server added when it stored it. It is the
+// API's beer, the journal's record and the event's payload alike.
 type pour struct {
 	ID     int64   `json:"id"`               // given by the journal: 1, 2, 3, ... never reused
 	Tap    int64   `json:"tapId"`            // the tap that poured it, from 1
@@ -40,26 +39,12 @@ func (s *stamp) UnmarshalText(b []byte) error {
 	return err
 }
 
-func (g glass) MarshalText() ([]byte, error) { return []byte(g.String()), nil }
+const maxPourID = 64 // the longest pourId taken
 
-func (g *glass) UnmarshalText(b []byte) error {
-	v, ok := parseGlass(string(b))
-	if !ok {
-		return fmt.Errorf("%q is not a glass", b)
-	}
-	*g = v
-	return nil
-}
-
-// maxPourID is the longest pourId taken.
-const maxPourID = 64
-
-// pourShape is what a POST /api/beers sends.
 var pourShape = shape{noun: "pour", example: `{"tapId":1,"volume":500}`, names: []string{"tapId", "volume", "pourId"}}
 
-// parsePour reads a pour from a POST body: 400 when it is not one JSON
-// object of a pour's fields with the right JSON types, 422 naming every
-// value out of range.
+// parsePour reads a pour from a POST body: 400 when it is not one JSON object of a pour's fields with the right
+// JSON types, 422 naming every value out of range.
 func parsePour(body []byte) (pour, error) {
 	f, err := pourShape.parse(body)
 	if err != nil {
@@ -70,13 +55,14 @@ func parsePour(body []byte) (pour, error) {
 	pourID, hasPourID := f.text("pourId", fmt.Sprintf("1 to %d letters, digits or -_.: characters", maxPourID), false)
 	p := pour{Tap: f.tapID(tap), PourID: pourID}
 	p.Volume, _ = strconv.ParseFloat(string(vol), 64) // a JSON number; out of range is ±Inf
-	var ok bool
-	if p.Glass, ok = classify(p.Volume); !ok {
+	g, ok := classify(p.Volume)
+	if !ok {
 		f.problem("volume %s ml has no glass type: a glass holds %d to %d ml", vol, minVolume, maxVolume)
 	}
 	if hasPourID && !validPourID(pourID) {
 		f.problem("pourId %q is not valid: use 1 to %d letters, digits or -_.: characters", pourID, maxPourID)
 	}
+	p.Glass = g
 	return p, f.check()
 }
 
@@ -131,7 +117,6 @@ func formatML(ml float64) string { return strconv.FormatFloat(ml, 'f', -1, 64) }
 // unavailable is the answer to a change the journal refused.
 func unavailable(c *change) error { return errorf(http.StatusServiceUnavailable, "%v", c.err) }
 
-// handleGet answers one pour.
 func handleGet(s *store) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		id, err := parseID("pour", r.PathValue("id"))
@@ -169,8 +154,7 @@ func handleDelete(j *journal, a *auth) apiFunc {
 	}
 }
 
-// parseID reads the id of a pour or a keg (what) from a path; one too
-// large to be issued is -1.
+// parseID reads the id of a pour or a keg (what) from a path; one too large to be issued is -1.
 func parseID(what, s string) (int64, error) {
 	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
 		return 0, errorf(http.StatusBadRequest, "%s id %q is not a number: ids are whole numbers from 1", what, s)
@@ -216,10 +200,9 @@ func handleList(s *store) apiFunc {
 	}
 }
 
-// handleCSV answers every pour that matches the query's filters, in id
-// order, as CSV for a spreadsheet. It takes the store's lock for a chunk
-// of pours at a time, so pours keep coming while a year is exported, and
-// holds no more than a chunk in memory.
+// handleCSV answers every pour that the query's filters match, in id order, as CSV for a spreadsheet. It
+// locks the store for a chunk of pours at a time, so pours keep coming while a year is exported, and holds
+// no more than a chunk in memory.
 func handleCSV(s *store) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		f, _, _, err := parseQuery(r.URL.Query())
@@ -231,28 +214,31 @@ func handleCSV(s *store) apiFunc {
 			fileStamp(f.from, "start"), fileStamp(f.to, "now")))
 		out, rc := csv.NewWriter(w), http.NewResponseController(w)
 		out.Write([]string{"id", "tapId", "volume", "type", "timestamp", "pourId", "kegId", "beverage"})
-		after := int64(0)
-		for out.Error() == nil { // until the client leaves
+		for after := int64(0); out.Error() == nil; { // until the client leaves or every pour is out
 			chunk, beverages := s.after(f, after, 1000)
 			if len(chunk) == 0 {
 				break
 			}
-			// A long export takes as long as it needs, a chunk at a time.
-			rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			rc.SetWriteDeadline(time.Now().Add(30 * time.Second)) // each chunk has its own
 			for _, p := range chunk {
-				at, _ := p.At.MarshalText()
-				keg := ""
-				if p.Keg != 0 {
-					keg = strconv.FormatInt(p.Keg, 10)
-				}
-				out.Write([]string{strconv.FormatInt(p.ID, 10), strconv.FormatInt(p.Tap, 10), formatML(p.Volume),
-					p.Glass.String(), string(at), p.PourID, keg, beverages[p.Keg]})
+				out.Write(csvRow(p, beverages[p.Keg]))
 			}
 			after = chunk[len(chunk)-1].ID
 		}
 		out.Flush()
 		return nil
 	}
+}
+
+// csvRow is p as a row of the CSV export.
+func csvRow(p pour, beverage string) []string {
+	at, _ := p.At.MarshalText()
+	keg := ""
+	if p.Keg != 0 {
+		keg = strconv.FormatInt(p.Keg, 10)
+	}
+	return []string{strconv.FormatInt(p.ID, 10), strconv.FormatInt(p.Tap, 10), formatML(p.Volume),
+		p.Glass.String(), string(at), p.PourID, keg, beverage}
 }
 
 // fileStamp is t for a file name, 20261128T180000Z, or none when t is nil.
@@ -263,8 +249,7 @@ func fileStamp(t *stamp, none string) string {
 	return time.UnixMilli(int64(*t)).UTC().Format("20060102T150405Z")
 }
 
-// parseQuery reads the query parameters of a list or an export, which
-// strict has checked are known and given once.
+// parseQuery reads the query parameters of a list or an export, which strict has checked are known and given once.
 func parseQuery(q url.Values) (f filter, page, size int, err error) {
 	page, size = 1, defaultPageSize
 	for _, name := range slices.Sorted(maps.Keys(q)) {
@@ -278,26 +263,13 @@ func parseQuery(q url.Values) (f filter, page, size int, err error) {
 		case "kegId":
 			f.keg, err = idParam(name, v)
 		case "onTap":
-			on := v == "true"
-			if f.onTap = &on; v != "true" && v != "false" {
-				err = errorf(http.StatusBadRequest,
-					"onTap=%q is not valid: use true for the kegs on a tap now, or false for those that ended", v)
-			}
+			f.onTap, err = onTapParam(v)
 		case "type":
-			g, ok := parseGlass(v)
-			if f.glass = &g; !ok {
-				err = errorf(http.StatusBadRequest, "type %q is not a glass: use half, pint or stein", v)
-			}
-		case "from", "to":
-			t, perr := time.Parse(time.RFC3339, v)
-			bound := stamp(t.Add(time.Millisecond - 1).UnixMilli()) // pours are stamped to the millisecond: a bound between two is the later
-			if perr != nil {
-				err = errorf(http.StatusBadRequest, "%s=%q is not a time: send RFC 3339, such as 2026-11-28T18:00:00Z or 2026-11-28T18:00:00+01:00", name, v)
-			} else if name == "from" {
-				f.from = &bound
-			} else {
-				f.to = &bound
-			}
+			f.glass, err = glassParam(v)
+		case "from":
+			f.from, err = timeParam(name, v)
+		case "to":
+			f.to, err = timeParam(name, v)
 		}
 		if err != nil {
 			return f, page, size, err
@@ -324,7 +296,34 @@ func idParam(name, value string) (int64, error) {
 	return int64(n), err
 }
 
-// handleReport answers the report of the pours stored now.
+func onTapParam(value string) (*bool, error) {
+	if value != "true" && value != "false" {
+		return nil, errorf(http.StatusBadRequest,
+			"onTap=%q is not valid: use true for the kegs on a tap now, or false for those that ended", value)
+	}
+	on := value == "true"
+	return &on, nil
+}
+
+func glassParam(value string) (*glass, error) {
+	g, ok := parseGlass(value)
+	if !ok {
+		return nil, errorf(http.StatusBadRequest, "type %q is not a glass: use half, pint or stein", value)
+	}
+	return &g, nil
+}
+
+// timeParam reads a bound in RFC 3339. Pours are stamped to the millisecond: a bound between two is the later.
+func timeParam(name, value string) (*stamp, error) {
+	t, err := time.Parse(time.RFC3339, value)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "%s=%q is not a time: send RFC 3339, such as 2026-11-28T18:00:00Z "+
+			"or 2026-11-28T18:00:00+01:00", name, value)
+	}
+	bound := stamp(t.Add(time.Millisecond - 1).UnixMilli())
+	return &bound, nil
+}
+
 func handleReport(s *store) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.report())
