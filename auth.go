@@ -148,28 +148,26 @@ func (a *auth) caller(w http.ResponseWriter, r *http.Request, ws bool) (caller, 
 	token := bearer(r)
 	for p := range strings.SplitSeq(strings.Join(r.Header.Values("Sec-WebSocket-Protocol"), ","), ",") {
 		if t, ok := strings.CutPrefix(strings.TrimSpace(p), "token."); ok && ws && token == "" {
-			token = t
+			token = strings.TrimSpace(t)
 		}
 	}
-	token = strings.TrimSpace(token)
-	if token == "" && ws {
+	if ws && token == "" {
 		token = r.URL.Query().Get("token")
 	}
-	who, known := a.tokens[sha256.Sum256([]byte(token))]
-	switch {
-	case token == "" && ws:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="altair"`)
-		return caller{}, errorf(http.StatusUnauthorized,
-			"this needs a token: send Authorization: Bearer <token>, the subprotocol token.<token> or ?token=<token>")
-	case token == "":
-		w.Header().Set("WWW-Authenticate", `Bearer realm="altair"`)
-		return caller{}, errorf(http.StatusUnauthorized, "this needs a token: send Authorization: Bearer <token>")
-	case !known:
+	if who, ok := a.tokens[sha256.Sum256([]byte(token))]; ok {
+		return who, nil
+	}
+	if token != "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="altair", error="invalid_token"`)
 		return caller{}, errorf(http.StatusUnauthorized,
 			"the token is not a tap's, a screen's or the admin's: check the token")
 	}
-	return who, nil
+	w.Header().Set("WWW-Authenticate", `Bearer realm="altair"`)
+	if ws {
+		return caller{}, errorf(http.StatusUnauthorized,
+			"this needs a token: send Authorization: Bearer <token>, the subprotocol token.<token> or ?token=<token>")
+	}
+	return caller{}, errorf(http.StatusUnauthorized, "this needs a token: send Authorization: Bearer <token>")
 }
 
 // mayPour is nil when who may pour for tap, or a 403.

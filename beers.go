@@ -179,7 +179,6 @@ const (
 	maxPageSize     = 1000
 )
 
-// A pageAnswer is a page of pours: the answer to a list.
 type pageAnswer struct {
 	Beers    []pour `json:"beers"`
 	Page     int    `json:"page"`
@@ -214,31 +213,27 @@ func handleCSV(s *store) apiFunc {
 			fileStamp(f.from, "start"), fileStamp(f.to, "now")))
 		out, rc := csv.NewWriter(w), http.NewResponseController(w)
 		out.Write([]string{"id", "tapId", "volume", "type", "timestamp", "pourId", "kegId", "beverage"})
-		for after := int64(0); out.Error() == nil; { // until the client leaves or every pour is out
+		after := int64(0)
+		for out.Error() == nil { // until the client leaves
 			chunk, beverages := s.after(f, after, 1000)
 			if len(chunk) == 0 {
 				break
 			}
-			rc.SetWriteDeadline(time.Now().Add(30 * time.Second)) // each chunk has its own
+			rc.SetWriteDeadline(time.Now().Add(30 * time.Second)) // a chunk each: an export takes as long as it needs
 			for _, p := range chunk {
-				out.Write(csvRow(p, beverages[p.Keg]))
+				at, _ := p.At.MarshalText()
+				keg := ""
+				if p.Keg != 0 {
+					keg = strconv.FormatInt(p.Keg, 10)
+				}
+				out.Write([]string{strconv.FormatInt(p.ID, 10), strconv.FormatInt(p.Tap, 10), formatML(p.Volume),
+					p.Glass.String(), string(at), p.PourID, keg, beverages[p.Keg]})
 			}
 			after = chunk[len(chunk)-1].ID
 		}
 		out.Flush()
 		return nil
 	}
-}
-
-// csvRow is p as a row of the CSV export.
-func csvRow(p pour, beverage string) []string {
-	at, _ := p.At.MarshalText()
-	keg := ""
-	if p.Keg != 0 {
-		keg = strconv.FormatInt(p.Keg, 10)
-	}
-	return []string{strconv.FormatInt(p.ID, 10), strconv.FormatInt(p.Tap, 10), formatML(p.Volume),
-		p.Glass.String(), string(at), p.PourID, keg, beverage}
 }
 
 // fileStamp is t for a file name, 20261128T180000Z, or none when t is nil.
@@ -259,13 +254,22 @@ func parseQuery(q url.Values) (f filter, page, size int, err error) {
 		case "page_size":
 			size, err = intParam(name, v, maxPageSize)
 		case "tapId":
-			f.tap, err = idParam(name, v)
+			f.tap, err = intParam(name, v, int64(math.MaxInt64))
 		case "kegId":
-			f.keg, err = idParam(name, v)
+			f.keg, err = intParam(name, v, int64(math.MaxInt64))
 		case "onTap":
-			f.onTap, err = onTapParam(v)
+			on := v == "true"
+			f.onTap = &on
+			if v != "true" && v != "false" {
+				err = errorf(http.StatusBadRequest,
+					"onTap=%q is not valid: use true for the kegs on a tap now, or false for those that ended", v)
+			}
 		case "type":
-			f.glass, err = glassParam(v)
+			g, ok := parseGlass(v)
+			f.glass = &g
+			if !ok {
+				err = errorf(http.StatusBadRequest, "type %q is not a glass: use half, pint or stein", v)
+			}
 		case "from":
 			f.from, err = timeParam(name, v)
 		case "to":
@@ -276,41 +280,19 @@ func parseQuery(q url.Values) (f filter, page, size int, err error) {
 		}
 	}
 	if f.from != nil && f.to != nil && *f.from > *f.to {
-		err = errorf(http.StatusBadRequest, "from=%s comes after to=%s: send a from before the to", q.Get("from"), q.Get("to"))
+		err = errorf(http.StatusBadRequest, "from=%s comes after to=%s: send a from before the to",
+			q.Get("from"), q.Get("to"))
 	}
 	return f, page, size, err
 }
 
 // intParam reads a whole number from 1 to most.
-func intParam(name, value string, most int) (int, error) {
-	n, err := strconv.Atoi(value)
-	if err != nil || n < 1 || n > most {
+func intParam[N int | int64](name, value string, most N) (N, error) {
+	n, err := strconv.ParseInt(value, 10, 64)
+	if err != nil || n < 1 || n > int64(most) {
 		return 0, errorf(http.StatusBadRequest, "%s=%q is not valid: use a whole number from 1 to %d", name, value, most)
 	}
-	return n, nil
-}
-
-// idParam reads an id, a whole number from 1.
-func idParam(name, value string) (int64, error) {
-	n, err := intParam(name, value, math.MaxInt64)
-	return int64(n), err
-}
-
-func onTapParam(value string) (*bool, error) {
-	if value != "true" && value != "false" {
-		return nil, errorf(http.StatusBadRequest,
-			"onTap=%q is not valid: use true for the kegs on a tap now, or false for those that ended", value)
-	}
-	on := value == "true"
-	return &on, nil
-}
-
-func glassParam(value string) (*glass, error) {
-	g, ok := parseGlass(value)
-	if !ok {
-		return nil, errorf(http.StatusBadRequest, "type %q is not a glass: use half, pint or stein", value)
-	}
-	return &g, nil
+	return N(n), nil
 }
 
 // timeParam reads a bound in RFC 3339. Pours are stamped to the millisecond: a bound between two is the later.

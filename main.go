@@ -1,6 +1,5 @@
-// Altair is the tap server: taps report every pour to it; it works out the glass from the volume, keeps the
-// pours in a journal, serves them over a REST API, and pushes every pour and a periodic report to every
-// subscriber over WebSocket.
+// Altair is the tap server: taps report every pour; it works out the glass, keeps the pours in a journal, serves
+// them over a REST API, and pushes every pour and a periodic report to every subscriber over WebSocket.
 package main
 
 import (
@@ -36,8 +35,7 @@ func main() {
 	}
 }
 
-// healthcheck asks the server on this machine whether it is healthy, for container health checks in images
-// without curl: 0 yes, 1 no.
+// healthcheck asks this machine's server whether it is healthy, for images without curl: 0 yes, 1 no.
 func healthcheck(getenv func(string) string) int {
 	c, scheme := &http.Client{Timeout: 2 * time.Second}, "http"
 	if getenv("TLS_CERT_FILE") != "" { // this machine's own server, whatever name its certificate has
@@ -55,8 +53,7 @@ func healthcheck(getenv func(string) string) int {
 	return 1
 }
 
-// shutdownWait bounds, once stopping, the wait for requests, then for subscribers.
-const shutdownWait = 10 * time.Second
+const shutdownWait = 10 * time.Second // once stopping, the longest wait for requests, then for subscribers
 
 // config is the server's settings, read from the environment.
 type config struct {
@@ -128,8 +125,7 @@ func parseInterval(v string, def time.Duration) (time.Duration, error) {
 	return time.ParseDuration(cmp.Or(v, def.String()))
 }
 
-// run is the whole server: it reads the settings, serves until ctx ends, then shuts down gracefully. Tests run
-// it in-process with their own getenv.
+// run reads the settings, serves until ctx ends, then shuts down gracefully. Tests run it with their own getenv.
 func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
@@ -230,7 +226,6 @@ func (c *certFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return c.loaded, nil
 }
 
-// A route is a pattern of the mux and its handler.
 type route struct {
 	pattern string
 	handler http.Handler
@@ -262,8 +257,7 @@ func routes(cfg config, s *store, j *journal, h *hub, requests requestCounts) []
 	}
 }
 
-// newHandler serves every route, answers JSON for what none takes, checks origins, and logs and counts every
-// request.
+// newHandler serves every route, answers JSON for what none takes, checks origins, logs and counts every request.
 func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http.Handler {
 	mux := http.NewServeMux()
 	requests := requestCounts{"refused": new(routeCount)} // before routing
