@@ -59,14 +59,13 @@ func parsePour(body []byte) (pour, error) {
 	if !ok {
 		f.problem("volume %s ml has no glass type: a glass holds %d to %d ml", vol, minVolume, maxVolume)
 	}
+	p.Glass = g
 	if hasPourID && !validPourID(pourID) {
 		f.problem("pourId %q is not valid: use 1 to %d letters, digits or -_.: characters", pourID, maxPourID)
 	}
-	p.Glass = g
 	return p, f.check()
 }
 
-// validPourID reports whether s is 1 to maxPourID letters, digits or -_.: characters.
 func validPourID(s string) bool {
 	return len(s) >= 1 && len(s) <= maxPourID &&
 		strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") == ""

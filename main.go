@@ -99,8 +99,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
 		bad("LOG_FORMAT", "text or json")
 	}
-	for p := range strings.SplitSeq(getenv("ALLOWED_ORIGINS"), ",") {
-		if p := strings.TrimSpace(p); p != "" {
+	for pattern := range strings.SplitSeq(getenv("ALLOWED_ORIGINS"), ",") {
+		if p := strings.TrimSpace(pattern); p != "" {
 			if _, err := path.Match(p, ""); err != nil {
 				errs = append(errs, fmt.Errorf("ALLOWED_ORIGINS: %q is not a valid pattern: %w", p, err))
 			}
