@@ -8,24 +8,21 @@ import (
 	"net/http"
 )
 
-// The fast path. The hub does not send events through the library's conn.Write, which would frame and copy
-// each event once a subscriber. It frames each event once (frame), shares those bytes among every queue, and
-// each subscriber's goroutine writes every frame waiting for it in one call to the connection under the
-// library (write). BENCHMARKS.md has what that buys. It is sound because of five facts:
+// The fast path. Rather than the library's conn.Write, which would frame and copy each event once a subscriber,
+// the hub frames each event once (frame) and shares the bytes among every queue; each subscriber's goroutine
+// writes all the frames waiting for it in one call to the connection under the library (write). BENCHMARKS.md
+// has what that buys. It is sound because of five facts:
 //
 //  1. Each Write is whole: a net.Conn writes all of one Write, or of one net.Buffers writev, before another
-//     Write on it begins, and a tls.Conn all of one Write. Every frame is a Write or inside one, so no frame
-//     is ever split by another writer's bytes.
+//     Write on it begins, and a tls.Conn all of one Write; every frame is inside one Write, so none is split.
 //  2. The library writes each control frame (ping, pong, close) in one Write: it buffers a frame whole and
-//     flushes it once complete, in a 256-byte buffer from hijacker, more than the 127 bytes of the largest
-//     control frame a server sends.
+//     flushes it once complete, in hijacker's 256-byte buffer, above the largest a server sends (127 bytes).
 //  3. The library writes no data frame: the hub never calls its Write.
-//  4. No extension is negotiated (handleSubscribe disables compression): a plain text frame is all a
-//     message needs.
+//  4. No extension is negotiated (handleSubscribe disables compression): a plain text frame is all a message needs.
 //  5. A server's frames are unmasked and final, which frame makes them.
 //
-// TestFramesStayWholeUnderPings checks them: pings every millisecond while thousands of events flow to a
-// client that parses every frame strictly.
+// TestFramesStayWholeUnderPings checks them: pings every millisecond while thousands of events flow to a client
+// that parses every frame strictly.
 
 // frame returns e as an unmasked WebSocket text frame (RFC 6455, 5.2).
 func frame(e event) []byte {

@@ -98,15 +98,34 @@ func (sh shape) parse(body []byte) (*fields, error) {
 				name, sh.noun, strings.Join(sh.names, ", "))
 		}
 	}
-	if bytes.Count(body, []byte(":")) > len(raw) { // each field has a colon: only then may one be given twice
-		if name := repeated(body); name != "" {
-			return nil, errorf(http.StatusBadRequest, "field %q appears twice: send it once", name)
-		}
+	if countFields(body) > len(raw) {
+		return nil, errorf(http.StatusBadRequest, "field %q appears twice: send it once", repeated(body))
 	}
 	return &fields{raw: raw}, nil
 }
 
-// repeated returns the name of a field that the JSON object body gives twice, or "".
+// countFields counts the fields of the valid JSON object body, repeated ones too: its top-level colons.
+func countFields(body []byte) int {
+	n, depth, quoted := 0, 0, false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		case c == ':' && depth == 1:
+			n++
+		}
+	}
+	return n
+}
+
+// repeated returns the name of a field that the JSON object body gives twice.
 func repeated(body []byte) string {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.Token() // the {
