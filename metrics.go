@@ -87,10 +87,10 @@ func handleMetrics(s *store, j *journal, h *hub, requests requestCounts, token s
 		m.family("altair_requests_total", "counter", "HTTP requests answered, by route and status.", answered...)
 		m.family("altair_request_duration_seconds", "histogram", "How long requests took to answer, by route.")
 		for _, route := range routes {
-			m.histogram("altair_request_duration_seconds", fmt.Sprintf("route=%q,", route), &requests[route].duration)
+			requests[route].duration.write(m.Writer, "altair_request_duration_seconds", fmt.Sprintf("route=%q,", route))
 		}
 		m.family("altair_journal_fsync_seconds", "histogram", "How long each fsync of the journal took.")
-		m.histogram("altair_journal_fsync_seconds", "", &j.fsyncs)
+		j.fsyncs.write(m.Writer, "altair_journal_fsync_seconds", "")
 		failing := 0
 		if j.failure() != nil {
 			failing = 1
@@ -128,15 +128,15 @@ func (m metrics) family(name, kind, help string, samples ...any) {
 	}
 }
 
-// histogram writes h as samples of the histogram name, labels before its le label.
-func (m metrics) histogram(name, labels string, h *histogram) {
+// write writes h as the histogram name, labels before its le label.
+func (h *histogram) write(out *bufio.Writer, name, labels string) {
 	n := int64(0)
 	for i, bound := range append(latencyBounds, math.Inf(1)) {
 		n += h.counts[i].Load()
-		fmt.Fprintf(m, "%s_bucket{%sle=\"%v\"} %d\n", name, labels, bound, n)
+		fmt.Fprintf(out, "%s_bucket{%sle=\"%v\"} %d\n", name, labels, bound, n)
 	}
 	if labels != "" {
 		labels = "{" + strings.TrimSuffix(labels, ",") + "}"
 	}
-	fmt.Fprintf(m, "%s_sum%s %g\n%s_count%s %d\n", name, labels, float64(h.sum.Load())/1e9, name, labels, n)
+	fmt.Fprintf(out, "%s_sum%s %g\n%s_count%s %d\n", name, labels, float64(h.sum.Load())/1e9, name, labels, n)
 }
