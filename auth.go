@@ -14,9 +14,8 @@ import (
 	"strings"
 )
 
-// An auth knows the tokens. With no token configured it is off and every
-// caller may do everything; once any is configured, pouring, deleting and
-// subscribing need one. Reading stays public.
+// An auth knows the tokens. With none configured it is off and every caller may do everything; once any is,
+// pouring, deleting and subscribing need one. Reading stays public.
 type auth struct {
 	tokens map[[sha256.Size]byte]caller // by the token's hash, so that no token is kept or compared
 }
@@ -40,10 +39,11 @@ func loadAuth(getenv func(string) string) (*auth, error) {
 		h := sha256.Sum256([]byte(e[1]))
 		switch other := a.tokens[h]; {
 		case err != nil || tap < 1: // the entry is not shown: it may be a token without its tap id
-			return nil, fmt.Errorf("%s entry %d does not start with a tap id: write tapId:token, with a tap id from 1", source, n+1)
+			return nil, fmt.Errorf("%s entry %d does not start with a tap id: write tapId:token, with a tap id from 1",
+				source, n+1)
 		case e[1] == "":
 			return nil, fmt.Errorf("%s entry %d: tap %d has an empty token: write tapId:token", source, n+1, tap)
-		case slices.Contains(slices.Collect(maps.Values(a.tokens)), caller{tap: tap}):
+		case a.has(caller{tap: tap}):
 			return nil, fmt.Errorf("%s: tap %d is given twice: give each tap one token", source, tap)
 		case other.tap != 0:
 			return nil, fmt.Errorf("%s: taps %d and %d have the same token: give each tap its own", source, other.tap, tap)
@@ -53,7 +53,8 @@ func loadAuth(getenv func(string) string) (*auth, error) {
 	if admin := strings.TrimSpace(getenv("ADMIN_TOKEN")); admin != "" {
 		h := sha256.Sum256([]byte(admin))
 		if other, ok := a.tokens[h]; ok {
-			return nil, fmt.Errorf("ADMIN_TOKEN is also the token of tap %d in %s: give the admin a token of its own", other.tap, source)
+			return nil, fmt.Errorf("ADMIN_TOKEN is also the token of tap %d in %s: give the admin a token of its own",
+				other.tap, source)
 		}
 		a.tokens[h] = caller{admin: true}
 	}
@@ -64,24 +65,30 @@ func loadAuth(getenv func(string) string) (*auth, error) {
 	for n, e := range screens {
 		h := sha256.Sum256([]byte(e[1]))
 		_, taken := a.tokens[h]
-		switch {
-		case e[0] == "" || strings.Trim(e[0], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != "":
-			return nil, fmt.Errorf("%s entry %d does not start with a name: write name:token, with a name of letters, digits or -_.", source, n+1)
+		switch name := e[0]; {
+		case name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != "":
+			return nil, fmt.Errorf("%s entry %d does not start with a name: write name:token, "+
+				"with a name of letters, digits or -_.", source, n+1)
 		case e[1] == "":
-			return nil, fmt.Errorf("%s entry %d: screen %q has an empty token: write name:token", source, n+1, e[0])
-		case slices.Contains(slices.Collect(maps.Values(a.tokens)), caller{screen: e[0]}):
-			return nil, fmt.Errorf("%s: screen %q is given twice: give each screen one token", source, e[0])
+			return nil, fmt.Errorf("%s entry %d: screen %q has an empty token: write name:token", source, n+1, name)
+		case a.has(caller{screen: name}):
+			return nil, fmt.Errorf("%s: screen %q is given twice: give each screen one token", source, name)
 		case taken:
-			return nil, fmt.Errorf("%s: screen %q has the token of a tap, the admin or another screen: give each its own", source, e[0])
+			return nil, fmt.Errorf("%s: screen %q has the token of a tap, the admin or another screen: "+
+				"give each its own", source, name)
 		}
 		a.tokens[h] = caller{screen: e[0]}
 	}
 	return a, nil
 }
 
-// entries returns the name:token entries of setting, or of the file that
-// setting_FILE names, and which it read. Entries are separated by commas
-// or lines; blank lines and lines starting with # are skipped.
+// has reports whether who holds a token.
+func (a *auth) has(who caller) bool {
+	return slices.Contains(slices.Collect(maps.Values(a.tokens)), who)
+}
+
+// entries returns the name:token entries of setting, or of the file that setting_FILE names, and which it read.
+// Entries are separated by commas or lines; blank lines and lines starting with # are skipped.
 func entries(getenv func(string) string, setting string) ([][2]string, string, error) {
 	spec, source := getenv(setting), setting
 	if file := getenv(setting + "_FILE"); file != "" {
@@ -96,7 +103,8 @@ func entries(getenv func(string) string, setting string) ([][2]string, string, e
 	}
 	var list [][2]string
 	for entry := range strings.SplitSeq(strings.ReplaceAll(spec, ",", "\n"), "\n") {
-		if entry = strings.TrimSpace(entry); entry != "" && !strings.HasPrefix(entry, "#") {
+		entry = strings.TrimSpace(entry)
+		if entry != "" && !strings.HasPrefix(entry, "#") {
 			name, token, _ := strings.Cut(entry, ":")
 			list = append(list, [2]string{strings.TrimSpace(name), strings.TrimSpace(token)})
 		}
@@ -106,14 +114,15 @@ func entries(getenv func(string) string, setting string) ([][2]string, string, e
 
 // logMode says at start-up how the server is protected.
 func (a *auth) logMode(log *slog.Logger, tls bool) {
-	switch tokens := slices.Collect(maps.Values(a.tokens)); {
-	case len(tokens) == 0:
-		log.Warn("authentication is off: anyone who can reach the server may pour, delete and subscribe; set TAP_TOKENS and ADMIN_TOKEN to protect it")
+	switch {
+	case len(a.tokens) == 0:
+		log.Warn("authentication is off: anyone who can reach the server may pour, delete and subscribe; " +
+			"set TAP_TOKENS and ADMIN_TOKEN to protect it")
 		return
-	case !slices.Contains(tokens, caller{admin: true}):
-		log.Warn("ADMIN_TOKEN is not set: nobody can delete pours", "tokens", len(tokens))
+	case !a.has(caller{admin: true}):
+		log.Warn("ADMIN_TOKEN is not set: nobody can delete pours", "tokens", len(a.tokens))
 	default:
-		log.Info("authentication is on", "tokens", len(tokens))
+		log.Info("authentication is on", "tokens", len(a.tokens))
 	}
 	if !tls {
 		log.Warn("tokens cross the network in clear text: set TLS_CERT_FILE and TLS_KEY_FILE to encrypt them")
@@ -129,10 +138,9 @@ func bearer(r *http.Request) string {
 	return strings.TrimSpace(token)
 }
 
-// caller returns who sent r: a bearer token in the Authorization header
-// or, for a WebSocket (browsers cannot set headers on one), the
-// subprotocol token.<token> or the token query parameter. It is a 401 when
-// auth is on and the token is missing or unknown.
+// caller returns who sent r: a bearer token in the Authorization header or, for a WebSocket (browsers cannot
+// set headers on one), the subprotocol token.<token> or the token query parameter. Without a known token it is
+// a 401, unless auth is off.
 func (a *auth) caller(w http.ResponseWriter, r *http.Request, ws bool) (caller, error) {
 	if len(a.tokens) == 0 {
 		return caller{admin: true}, nil
@@ -140,25 +148,26 @@ func (a *auth) caller(w http.ResponseWriter, r *http.Request, ws bool) (caller, 
 	token := bearer(r)
 	for p := range strings.SplitSeq(strings.Join(r.Header.Values("Sec-WebSocket-Protocol"), ","), ",") {
 		if t, ok := strings.CutPrefix(strings.TrimSpace(p), "token."); ok && ws && token == "" {
-			token = t
+			token = strings.TrimSpace(t)
 		}
 	}
-	if token = strings.TrimSpace(token); token == "" && ws {
+	if ws && token == "" {
 		token = r.URL.Query().Get("token")
 	}
-	who, known := a.tokens[sha256.Sum256([]byte(token))]
-	switch {
-	case token == "" && ws:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="altair"`)
-		return caller{}, errorf(http.StatusUnauthorized, "this needs a token: send Authorization: Bearer <token>, the subprotocol token.<token> or ?token=<token>")
-	case token == "":
-		w.Header().Set("WWW-Authenticate", `Bearer realm="altair"`)
-		return caller{}, errorf(http.StatusUnauthorized, "this needs a token: send Authorization: Bearer <token>")
-	case !known:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="altair", error="invalid_token"`)
-		return caller{}, errorf(http.StatusUnauthorized, "the token is not a tap's, a screen's or the admin's: check the token")
+	if who, ok := a.tokens[sha256.Sum256([]byte(token))]; ok {
+		return who, nil
 	}
-	return who, nil
+	if token != "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="altair", error="invalid_token"`)
+		return caller{}, errorf(http.StatusUnauthorized,
+			"the token is not a tap's, a screen's or the admin's: check the token")
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="altair"`)
+	if ws {
+		return caller{}, errorf(http.StatusUnauthorized,
+			"this needs a token: send Authorization: Bearer <token>, the subprotocol token.<token> or ?token=<token>")
+	}
+	return caller{}, errorf(http.StatusUnauthorized, "this needs a token: send Authorization: Bearer <token>")
 }
 
 // mayPour is nil when who may pour for tap, or a 403.
@@ -172,8 +181,8 @@ func (who caller) mayPour(tap int64) error {
 	return errorf(http.StatusForbidden, "tap %d's token may pour only for tap %d, not for tap %d", who.tap, who.tap, tap)
 }
 
-// admin is nil when r comes from the admin, who alone may verb things
-// (delete pours, change kegs), or the 401 or 403 to answer.
+// admin is nil when r comes from the admin, who alone may verb things (delete pours, change kegs), or the 401
+// or 403 to answer.
 func (a *auth) admin(w http.ResponseWriter, r *http.Request, verb, things string) error {
 	who, err := a.caller(w, r, false)
 	switch {
@@ -185,12 +194,10 @@ func (a *auth) admin(w http.ResponseWriter, r *http.Request, verb, things string
 	return errorf(http.StatusForbidden, "only the admin token may %s %s, not tap %d's", verb, things, who.tap)
 }
 
-// checkOrigin refuses a browser on another web origin, unless patterns
-// allow it, to subscribe or to change anything: a page elsewhere must not
-// pour or delete in the name of whoever views it. Requests without an
-// Origin header (curl, taps, other programs) pass. Patterns are matched as
-// by path.Match against the origin's host, or against scheme://host when
-// they contain "://".
+// checkOrigin refuses a browser on another web origin, unless patterns allow it, to subscribe or to change
+// anything: a page elsewhere must not pour or delete in the name of whoever views it. Requests without an Origin
+// header (curl, taps, other programs) pass. Patterns match the origin's host as path.Match does, or its
+// scheme://host when they contain "://".
 func checkOrigin(patterns []string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		safe := (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path != "/sockets/beers"

@@ -14,9 +14,8 @@ import (
 	"time"
 )
 
-// A pour is one beer a tap poured: what the tap sent and what the server
-// added when it stored it. It is the API's beer, the journal's record and
-// the event's payload alike.
+// A pour is one beer a tap poured: what the tap sent and what the server added when it stored it. It is the
+// API's beer, the journal's record and the event's payload alike.
 type pour struct {
 	ID     int64   `json:"id"`               // given by the journal: 1, 2, 3, ... never reused
 	Tap    int64   `json:"tapId"`            // the tap that poured it, from 1
@@ -40,26 +39,12 @@ func (s *stamp) UnmarshalText(b []byte) error {
 	return err
 }
 
-func (g glass) MarshalText() ([]byte, error) { return []byte(g.String()), nil }
+const maxPourID = 64 // the longest pourId taken
 
-func (g *glass) UnmarshalText(b []byte) error {
-	v, ok := parseGlass(string(b))
-	if !ok {
-		return fmt.Errorf("%q is not a glass", b)
-	}
-	*g = v
-	return nil
-}
-
-// maxPourID is the longest pourId taken.
-const maxPourID = 64
-
-// pourShape is what a POST /api/beers sends.
 var pourShape = shape{noun: "pour", example: `{"tapId":1,"volume":500}`, names: []string{"tapId", "volume", "pourId"}}
 
-// parsePour reads a pour from a POST body: 400 when it is not one JSON
-// object of a pour's fields with the right JSON types, 422 naming every
-// value out of range.
+// parsePour reads a pour from a POST body: 400 when it is not one JSON object of a pour's fields with the right
+// JSON types, 422 naming every value out of range.
 func parsePour(body []byte) (pour, error) {
 	f, err := pourShape.parse(body)
 	if err != nil {
@@ -70,17 +55,17 @@ func parsePour(body []byte) (pour, error) {
 	pourID, hasPourID := f.text("pourId", fmt.Sprintf("1 to %d letters, digits or -_.: characters", maxPourID), false)
 	p := pour{Tap: f.tapID(tap), PourID: pourID}
 	p.Volume, _ = strconv.ParseFloat(string(vol), 64) // a JSON number; out of range is ±Inf
-	var ok bool
-	if p.Glass, ok = classify(p.Volume); !ok {
+	g, ok := classify(p.Volume)
+	if !ok {
 		f.problem("volume %s ml has no glass type: a glass holds %d to %d ml", vol, minVolume, maxVolume)
 	}
+	p.Glass = g
 	if hasPourID && !validPourID(pourID) {
 		f.problem("pourId %q is not valid: use 1 to %d letters, digits or -_.: characters", pourID, maxPourID)
 	}
 	return p, f.check()
 }
 
-// validPourID reports whether s is 1 to maxPourID letters, digits or -_.: characters.
 func validPourID(s string) bool {
 	return len(s) >= 1 && len(s) <= maxPourID &&
 		strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") == ""
@@ -131,7 +116,6 @@ func formatML(ml float64) string { return strconv.FormatFloat(ml, 'f', -1, 64) }
 // unavailable is the answer to a change the journal refused.
 func unavailable(c *change) error { return errorf(http.StatusServiceUnavailable, "%v", c.err) }
 
-// handleGet answers one pour.
 func handleGet(s *store) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		id, err := parseID("pour", r.PathValue("id"))
@@ -169,8 +153,7 @@ func handleDelete(j *journal, a *auth) apiFunc {
 	}
 }
 
-// parseID reads the id of a pour or a keg (what) from a path; one too
-// large to be issued is -1.
+// parseID reads the id of a pour or a keg (what) from a path; one too large to be issued is -1.
 func parseID(what, s string) (int64, error) {
 	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
 		return 0, errorf(http.StatusBadRequest, "%s id %q is not a number: ids are whole numbers from 1", what, s)
@@ -195,7 +178,6 @@ const (
 	maxPageSize     = 1000
 )
 
-// A pageAnswer is a page of pours: the answer to a list.
 type pageAnswer struct {
 	Beers    []pour `json:"beers"`
 	Page     int    `json:"page"`
@@ -216,10 +198,9 @@ func handleList(s *store) apiFunc {
 	}
 }
 
-// handleCSV answers every pour that matches the query's filters, in id
-// order, as CSV for a spreadsheet. It takes the store's lock for a chunk
-// of pours at a time, so pours keep coming while a year is exported, and
-// holds no more than a chunk in memory.
+// handleCSV answers every pour that the query's filters match, in id order, as CSV for a spreadsheet. It
+// locks the store for a chunk of pours at a time, so pours keep coming while a year is exported, and holds
+// no more than a chunk in memory.
 func handleCSV(s *store) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		f, _, _, err := parseQuery(r.URL.Query())
@@ -237,8 +218,7 @@ func handleCSV(s *store) apiFunc {
 			if len(chunk) == 0 {
 				break
 			}
-			// A long export takes as long as it needs, a chunk at a time.
-			rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			rc.SetWriteDeadline(time.Now().Add(30 * time.Second)) // a chunk each: an export takes as long as it needs
 			for _, p := range chunk {
 				at, _ := p.At.MarshalText()
 				keg := ""
@@ -263,8 +243,7 @@ func fileStamp(t *stamp, none string) string {
 	return time.UnixMilli(int64(*t)).UTC().Format("20060102T150405Z")
 }
 
-// parseQuery reads the query parameters of a list or an export, which
-// strict has checked are known and given once.
+// parseQuery reads the query parameters of a list or an export, which strict has checked are known and given once.
 func parseQuery(q url.Values) (f filter, page, size int, err error) {
 	page, size = 1, defaultPageSize
 	for _, name := range slices.Sorted(maps.Keys(q)) {
@@ -274,57 +253,58 @@ func parseQuery(q url.Values) (f filter, page, size int, err error) {
 		case "page_size":
 			size, err = intParam(name, v, maxPageSize)
 		case "tapId":
-			f.tap, err = idParam(name, v)
+			f.tap, err = intParam(name, v, int64(math.MaxInt64))
 		case "kegId":
-			f.keg, err = idParam(name, v)
+			f.keg, err = intParam(name, v, int64(math.MaxInt64))
 		case "onTap":
 			on := v == "true"
-			if f.onTap = &on; v != "true" && v != "false" {
+			f.onTap = &on
+			if v != "true" && v != "false" {
 				err = errorf(http.StatusBadRequest,
 					"onTap=%q is not valid: use true for the kegs on a tap now, or false for those that ended", v)
 			}
 		case "type":
 			g, ok := parseGlass(v)
-			if f.glass = &g; !ok {
+			f.glass = &g
+			if !ok {
 				err = errorf(http.StatusBadRequest, "type %q is not a glass: use half, pint or stein", v)
 			}
-		case "from", "to":
-			t, perr := time.Parse(time.RFC3339, v)
-			bound := stamp(t.Add(time.Millisecond - 1).UnixMilli()) // pours are stamped to the millisecond: a bound between two is the later
-			if perr != nil {
-				err = errorf(http.StatusBadRequest, "%s=%q is not a time: send RFC 3339, such as 2026-11-28T18:00:00Z or 2026-11-28T18:00:00+01:00", name, v)
-			} else if name == "from" {
-				f.from = &bound
-			} else {
-				f.to = &bound
-			}
+		case "from":
+			f.from, err = timeParam(name, v)
+		case "to":
+			f.to, err = timeParam(name, v)
 		}
 		if err != nil {
 			return f, page, size, err
 		}
 	}
 	if f.from != nil && f.to != nil && *f.from > *f.to {
-		err = errorf(http.StatusBadRequest, "from=%s comes after to=%s: send a from before the to", q.Get("from"), q.Get("to"))
+		err = errorf(http.StatusBadRequest, "from=%s comes after to=%s: send a from before the to",
+			q.Get("from"), q.Get("to"))
 	}
 	return f, page, size, err
 }
 
 // intParam reads a whole number from 1 to most.
-func intParam(name, value string, most int) (int, error) {
-	n, err := strconv.Atoi(value)
-	if err != nil || n < 1 || n > most {
+func intParam[N int | int64](name, value string, most N) (N, error) {
+	n, err := strconv.ParseInt(value, 10, 64)
+	if err != nil || n < 1 || n > int64(most) {
 		return 0, errorf(http.StatusBadRequest, "%s=%q is not valid: use a whole number from 1 to %d", name, value, most)
 	}
-	return n, nil
+	return N(n), nil
 }
 
-// idParam reads an id, a whole number from 1.
-func idParam(name, value string) (int64, error) {
-	n, err := intParam(name, value, math.MaxInt64)
-	return int64(n), err
+// timeParam reads a bound in RFC 3339. Pours are stamped to the millisecond: a bound between two is the later.
+func timeParam(name, value string) (*stamp, error) {
+	t, err := time.Parse(time.RFC3339, value)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "%s=%q is not a time: send RFC 3339, such as 2026-11-28T18:00:00Z "+
+			"or 2026-11-28T18:00:00+01:00", name, value)
+	}
+	bound := stamp(t.Add(time.Millisecond - 1).UnixMilli())
+	return &bound, nil
 }
 
-// handleReport answers the report of the pours stored now.
 func handleReport(s *store) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.report())

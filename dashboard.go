@@ -11,8 +11,7 @@ import (
 	"time"
 )
 
-// web holds the dashboard: one page with its script and style, served
-// from the binary, with nothing loaded from elsewhere.
+// web is the dashboard, one page with its script and style, served from the binary: it loads nothing from elsewhere.
 //
 //go:embed web
 var web embed.FS
@@ -29,8 +28,7 @@ func serveAsset(name string) http.HandlerFunc {
 		h.Set("ETag", etag)
 		h.Set("Cache-Control", "no-cache")
 		h.Set("X-Content-Type-Options", "nosniff")
-		// The page's URL may hold a token: it must not leak in a Referer.
-		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Referrer-Policy", "no-referrer") // the page's URL may hold a token: it must not leak in a Referer
 		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; "+
 			"base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 		r.Header.Del("Range") // the files are small: each answer is the whole file, never a 416

@@ -1,7 +1,5 @@
-// Altair is the tap server: beer taps report every pour to it, it works out
-// the glass from the volume, keeps the pours in a journal, serves them over
-// a REST API and pushes every pour and a periodic report to every
-// subscriber over WebSocket.
+// Altair is the tap server: taps report every pour; it works out the glass, keeps the pours in a journal, serves
+// them over a REST API, and pushes every pour and a periodic report to every subscriber over WebSocket.
 package main
 
 import (
@@ -37,8 +35,7 @@ func main() {
 	}
 }
 
-// healthcheck asks the server on this machine whether it is healthy, for
-// container health checks in images that have no curl: 0 yes, 1 no.
+// healthcheck asks this machine's server whether it is healthy, for images without curl: 0 yes, 1 no.
 func healthcheck(getenv func(string) string) int {
 	c, scheme := &http.Client{Timeout: 2 * time.Second}, "http"
 	if getenv("TLS_CERT_FILE") != "" { // this machine's own server, whatever name its certificate has
@@ -47,19 +44,16 @@ func healthcheck(getenv func(string) string) int {
 	resp, err := c.Get(scheme + "://127.0.0.1:" + cmp.Or(getenv("PORT"), "8338") + "/healthz")
 	if err == nil {
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			err = errors.New(resp.Status)
+		if resp.StatusCode == http.StatusOK {
+			return 0
 		}
+		err = errors.New(resp.Status)
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "healthcheck:", err)
-		return 1
-	}
-	return 0
+	fmt.Fprintln(os.Stderr, "healthcheck:", err)
+	return 1
 }
 
-// shutdownWait bounds, once stopping, the wait for requests, then for subscribers.
-const shutdownWait = 10 * time.Second
+const shutdownWait = 10 * time.Second // once stopping, the longest wait for requests, then for subscribers
 
 // config is the server's settings, read from the environment.
 type config struct {
@@ -80,48 +74,42 @@ type config struct {
 
 // loadConfig reads the settings; the error names every bad one.
 func loadConfig(getenv func(string) string) (config, error) {
-	cfg := config{now: time.Now, host: getenv("HOST"), dataFile: cmp.Or(getenv("DATA_FILE"), "beers.jsonl"), metricsToken: getenv("METRICS_TOKEN"),
-		logFormat: cmp.Or(getenv("LOG_FORMAT"), "text")}
+	cfg := config{host: getenv("HOST"), dataFile: cmp.Or(getenv("DATA_FILE"), "beers.jsonl"),
+		logFormat: cmp.Or(getenv("LOG_FORMAT"), "text"), metricsToken: getenv("METRICS_TOKEN"),
+		tlsCert: getenv("TLS_CERT_FILE"), tlsKey: getenv("TLS_KEY_FILE"), now: time.Now}
 	var errs []error
 	bad := func(name, use string) { errs = append(errs, fmt.Errorf("%s=%q: use %s", name, getenv(name), use)) }
-	// interval reads a Go duration, or a bare number of seconds, of least or more.
-	interval := func(name string, def, least time.Duration, use string) time.Duration {
-		v := getenv(name)
-		d, err := time.ParseDuration(cmp.Or(v, def.String()))
-		if n, nerr := strconv.ParseFloat(v, 64); nerr == nil && n < 1e9 {
-			d, err = time.Duration(n*float64(time.Second)), nil
-		}
-		if err != nil || d < least {
-			bad(name, use)
-		}
-		return d
+	var err error
+	cfg.reportInterval, err = parseInterval(getenv("REPORT_INTERVAL"), 10*time.Second)
+	if err != nil || cfg.reportInterval < 0 {
+		bad("REPORT_INTERVAL", "a duration like 10s or 1m, or 0 for no periodic report")
 	}
-	cfg.reportInterval = interval("REPORT_INTERVAL", 10*time.Second, 0, "a duration like 10s or 1m, or 0 for no periodic report")
-	cfg.pingInterval = interval("PING_INTERVAL", 30*time.Second, time.Millisecond, "a duration like 30s or 5s")
-	kept, err := strconv.Atoi(cmp.Or(getenv("CHANGES_KEPT"), "100000"))
-	if cfg.changesKept = kept; err != nil || kept < 0 {
+	cfg.pingInterval, err = parseInterval(getenv("PING_INTERVAL"), 30*time.Second)
+	if err != nil || cfg.pingInterval < time.Millisecond {
+		bad("PING_INTERVAL", "a duration like 30s or 5s")
+	}
+	cfg.changesKept, err = strconv.Atoi(cmp.Or(getenv("CHANGES_KEPT"), "100000"))
+	if err != nil || cfg.changesKept < 0 {
 		bad("CHANGES_KEPT", "a whole number of changes from 0, like 100000")
 	}
-	port, err := strconv.Atoi(cmp.Or(getenv("PORT"), "8338"))
-	if cfg.port = port; err != nil || port < 0 || port > 65535 {
+	cfg.port, err = strconv.Atoi(cmp.Or(getenv("PORT"), "8338"))
+	if err != nil || cfg.port < 0 || cfg.port > 65535 {
 		bad("PORT", "a port number from 0 to 65535")
 	}
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
 		bad("LOG_FORMAT", "text or json")
 	}
-	for _, p := range strings.Split(getenv("ALLOWED_ORIGINS"), ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
+	for pattern := range strings.SplitSeq(getenv("ALLOWED_ORIGINS"), ",") {
+		if p := strings.TrimSpace(pattern); p != "" {
+			if _, err := path.Match(p, ""); err != nil {
+				errs = append(errs, fmt.Errorf("ALLOWED_ORIGINS: %q is not a valid pattern: %w", p, err))
+			}
+			cfg.allowedOrigins = append(cfg.allowedOrigins, p)
 		}
-		if _, err := path.Match(p, ""); err != nil {
-			errs = append(errs, fmt.Errorf("ALLOWED_ORIGINS: %q is not a valid pattern: %w", p, err))
-		}
-		cfg.allowedOrigins = append(cfg.allowedOrigins, p)
 	}
-	if cfg.auth, err = loadAuth(getenv); err != nil {
-		errs = append(errs, err)
-	}
-	if cfg.tlsCert, cfg.tlsKey = getenv("TLS_CERT_FILE"), getenv("TLS_KEY_FILE"); (cfg.tlsCert == "") != (cfg.tlsKey == "") {
+	cfg.auth, err = loadAuth(getenv)
+	errs = append(errs, err) // errors.Join drops a nil
+	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		errs = append(errs, errors.New("TLS_CERT_FILE and TLS_KEY_FILE: set both of them, or neither"))
 	} else if _, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey); cfg.tlsCert != "" && err != nil {
 		errs = append(errs, fmt.Errorf("TLS_CERT_FILE=%s and TLS_KEY_FILE=%s: %w", cfg.tlsCert, cfg.tlsKey, err))
@@ -129,8 +117,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return cfg, errors.Join(errs...)
 }
 
-// run is the whole server: it reads the settings, serves until ctx ends,
-// then shuts down gracefully. Tests run it in-process with their own getenv.
+// parseInterval reads v, a Go duration or a bare number of seconds, or def when v is empty.
+func parseInterval(v string, def time.Duration) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n < 1e9 {
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	return time.ParseDuration(cmp.Or(v, def.String()))
+}
+
+// run reads the settings, serves until ctx ends, then shuts down gracefully. Tests run it with their own getenv.
 func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
@@ -139,8 +134,7 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	return serve(ctx, cfg, stderr)
 }
 
-// serve is the server with its settings read: tests that need a clock of
-// their own set cfg.now.
+// serve is the server with its settings read: tests that need a clock of their own set cfg.now.
 func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	if cfg.logFormat == "json" {
@@ -179,12 +173,19 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	// Shutting down: requests in flight finish, then every subscriber is
-	// closed with 1001, then the journal.
+	shutdown(ctx, log, srv, h, stopHub)
+	j.close()
+	log.Info("stopped")
+	return nil
+}
+
+// shutdown lets the requests in flight finish, then closes every subscriber with 1001 (stopHub), waiting
+// shutdownWait at most for each.
+func shutdown(ctx context.Context, log *slog.Logger, srv *http.Server, h *hub, stopHub func()) {
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("requests still running after the shutdown wait; closing them", "err", err)
 		srv.Close()
 	}
@@ -197,13 +198,10 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	case <-time.After(shutdownWait):
 		log.Warn("subscribers still open after the shutdown wait")
 	}
-	j.close()
-	log.Info("stopped")
-	return nil
 }
 
-// certFiles serves the certificate in TLS_CERT_FILE and TLS_KEY_FILE, and
-// loads them again when they change: a renewed certificate needs no restart.
+// certFiles serves the certificate in TLS_CERT_FILE and TLS_KEY_FILE, and loads them again when they change: a
+// renewed certificate needs no restart.
 type certFiles struct {
 	cert, key string
 	mu        sync.Mutex
@@ -228,7 +226,6 @@ func (c *certFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return c.loaded, nil
 }
 
-// A route is a pattern of the mux and its handler.
 type route struct {
 	pattern string
 	handler http.Handler
@@ -260,8 +257,7 @@ func routes(cfg config, s *store, j *journal, h *hub, requests requestCounts) []
 	}
 }
 
-// newHandler serves every route, answers JSON for what none takes, checks
-// origins and logs and counts every request.
+// newHandler serves every route, answers JSON for what none takes, checks origins, logs and counts every request.
 func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http.Handler {
 	mux := http.NewServeMux()
 	requests := requestCounts{"refused": new(routeCount)} // before routing
@@ -272,8 +268,8 @@ func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http
 	return logRequests(log, requests, checkOrigin(cfg.allowedOrigins, mux))
 }
 
-// handleHealth answers 200 while the server can store pours, and 503 once
-// its journal cannot be written, so that a supervisor restarts it.
+// handleHealth answers 200 while the server can store pours, and 503 once its journal cannot be written, so
+// that a supervisor restarts it.
 func handleHealth(j *journal) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := j.failure(); err != nil {
@@ -284,8 +280,8 @@ func handleHealth(j *journal) http.HandlerFunc {
 	}
 }
 
-// stats is what GET /debug/stats answers: numbers for operators, and for
-// the load tool, which checks memory and goroutines against its targets.
+// stats is what GET /debug/stats answers: numbers for operators, and for the load tool, which checks memory
+// and goroutines against its targets.
 type stats struct {
 	Goroutines  int    `json:"goroutines"`
 	Subscribers int64  `json:"subscribers"` // WebSocket subscribers connected now
@@ -304,8 +300,7 @@ func handleStats(s *store, h *hub) http.HandlerFunc {
 	}
 }
 
-// processStats is what the stats tell of the process: its goroutines,
-// memory and CPU time. /metrics reports them too.
+// processStats is what the stats tell of the process, which /metrics reports too.
 func processStats() stats {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)

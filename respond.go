@@ -18,8 +18,7 @@ import (
 	"time"
 )
 
-// An apiError is an error answer: its status and a message that tells the
-// caller what to change. It is also the JSON body of every error.
+// An apiError is an error answer and its JSON body: a status, and a message that tells the caller what to change.
 type apiError struct {
 	Status  int    `json:"status"`
 	Message string `json:"message"`
@@ -40,19 +39,20 @@ func (f apiFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// strict refuses a request whose query is malformed, or names a parameter
-// that is not one of names (or token, which auth answers) or names one
-// twice, so that a typo does not widen what it asks for.
+// strict refuses a request whose query is malformed, names a parameter that is not one of names (or token,
+// which auth answers), or names one twice: a typo must not widen what it asks for.
 func strict(next http.Handler, names ...string) apiFunc {
+	takes := cmp.Or(strings.Join(names, ", "), "none")
 	return func(w http.ResponseWriter, r *http.Request) error {
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
-			return errorf(http.StatusBadRequest, "the query is malformed (%v): send name=value pairs joined by & and %%-escaped", err)
+			return errorf(http.StatusBadRequest,
+				"the query is malformed (%v): send name=value pairs joined by & and %%-escaped", err)
 		}
 		for _, name := range slices.Sorted(maps.Keys(q)) {
 			switch {
 			case !slices.Contains(names, name) && name != "token":
-				return errorf(http.StatusBadRequest, "unknown query parameter %q: %s takes %s", name, r.Pattern, cmp.Or(strings.Join(names, ", "), "none"))
+				return errorf(http.StatusBadRequest, "unknown query parameter %q: %s takes %s", name, r.Pattern, takes)
 			case len(q[name]) > 1:
 				return errorf(http.StatusBadRequest, "query parameter %q is given %d times: give it once", name, len(q[name]))
 			}
@@ -62,9 +62,7 @@ func strict(next http.Handler, names ...string) apiFunc {
 	}
 }
 
-// maxBody is the largest request body taken: a pour or a keg takes a few
-// hundred bytes.
-const maxBody = 64 << 10
+const maxBody = 64 << 10 // the largest request body taken: a pour or a keg takes a few hundred bytes
 
 // A shape is a kind of JSON object that a request sends.
 type shape struct {
@@ -73,8 +71,7 @@ type shape struct {
 	names   []string // the names of the fields it may have
 }
 
-// readBody reads r's body, which should be one object of shape sh: 413
-// past maxBody.
+// readBody reads r's body, which should be one object of shape sh: 413 past maxBody.
 func readBody(w http.ResponseWriter, r *http.Request, sh shape) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	var tooBig *http.MaxBytesError
@@ -88,9 +85,8 @@ func readBody(w http.ResponseWriter, r *http.Request, sh shape) ([]byte, error) 
 	return body, nil
 }
 
-// parse reads body as exactly one JSON object of shape sh: each of its
-// fields one of sh.names, matched exactly (a struct would match them in
-// any case), and given once (a map keeps the last of two).
+// parse reads body as exactly one JSON object of shape sh, each field one of sh.names, matched exactly (a struct
+// would match them in any case), and given once (a map keeps the last of two).
 func (sh shape) parse(body []byte) (*fields, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
@@ -108,8 +104,7 @@ func (sh shape) parse(body []byte) (*fields, error) {
 	return &fields{raw: raw}, nil
 }
 
-// countFields counts the fields of the valid JSON object body, repeated
-// ones too: the colons outside strings, at its top level.
+// countFields counts the fields of the valid JSON object body, repeated ones too: its top-level colons.
 func countFields(body []byte) int {
 	n, depth, quoted := 0, 0, false
 	for i := 0; i < len(body); i++ {
@@ -130,29 +125,27 @@ func countFields(body []byte) int {
 	return n
 }
 
-// repeated returns the name of a field that the JSON object body gives
-// twice.
+// repeated returns the name of a field that the JSON object body gives twice.
 func repeated(body []byte) string {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.Token() // the {
 	seen := make(map[string]bool, 4)
 	for dec.More() {
-		name, _ := dec.Token()
-		if seen[name.(string)] {
-			return name.(string)
+		token, _ := dec.Token()
+		name := token.(string)
+		if seen[name] {
+			return name
 		}
-		seen[name.(string)] = true
-		var value json.RawMessage
-		dec.Decode(&value)
+		seen[name] = true
+		dec.Decode(new(json.RawMessage))
 	}
 	return ""
 }
 
 // notAnObject says why body is not one JSON object.
 func (sh shape) notAnObject(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
 	var v json.RawMessage
-	switch err := dec.Decode(&v); {
+	switch err := json.NewDecoder(bytes.NewReader(body)).Decode(&v); {
 	case err == io.EOF:
 		return errorf(http.StatusBadRequest, "the body is empty: send a JSON object like %s", sh.example)
 	case err == io.ErrUnexpectedEOF:
@@ -167,22 +160,21 @@ func (sh shape) notAnObject(body []byte) error {
 
 // kindOf names the JSON type of a valid raw value, for error messages.
 func kindOf(raw []byte) string {
-	kinds := map[byte]string{'"': "a string", '{': "an object", '[': "an array", 't': "a boolean", 'f': "a boolean", 'n': "null"}
+	kinds := map[byte]string{'"': "a string", '{': "an object", '[': "an array", 't': "a boolean", 'f': "a boolean",
+		'n': "null"}
 	return cmp.Or(kinds[raw[0]], "a number")
 }
 
-// fields are the raw values of an object's fields, read one by one. The
-// first that is missing or of a wrong JSON type is a 400 (err); values
-// out of range are problems, which together are a 422.
+// fields are the raw values of an object's fields, read one by one. The first that is missing or of a wrong
+// JSON type is a 400 (err); values out of range are problems, which together are a 422.
 type fields struct {
 	raw      map[string]json.RawMessage
 	err      error
 	problems []string
 }
 
-// get returns the value of the field name when it is of the JSON type
-// kind; what says what it should be. A required field that is missing, or
-// a field of another type, is a 400; an optional one may be null.
+// get returns the value of the field name when it is of the JSON type kind; what says what it should be. A
+// required field that is missing, or a field of another type, is a 400; an optional one may be null.
 func (f *fields) get(name, kind, what string, required bool) (json.RawMessage, bool) {
 	raw, ok := f.raw[name]
 	switch {
@@ -230,23 +222,18 @@ func (f *fields) tapID(raw json.RawMessage) int64 {
 	return tap
 }
 
-// problem notes a value out of range.
 func (f *fields) problem(format string, args ...any) {
 	f.problems = append(f.problems, fmt.Sprintf(format, args...))
 }
 
 // check returns the first 400, or a 422 naming every problem, or nil.
 func (f *fields) check() error {
-	if f.err != nil {
+	if f.err != nil || len(f.problems) == 0 {
 		return f.err
 	}
-	if len(f.problems) > 0 {
-		return errorf(http.StatusUnprocessableEntity, "%s", strings.Join(f.problems, "; "))
-	}
-	return nil
+	return errorf(http.StatusUnprocessableEntity, "%s", strings.Join(f.problems, "; "))
 }
 
-// writeJSON answers v as JSON with the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
@@ -260,8 +247,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(body, '\n'))
 }
 
-// writeError answers err: an *apiError as itself, anything else as a 500.
-// The message goes in the request's log line too.
+// writeError answers err, an *apiError as itself and anything else as a 500, and logs its message with the request.
 func writeError(w http.ResponseWriter, err error) {
 	e, ok := err.(*apiError)
 	if !ok {
@@ -271,9 +257,8 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, e.Status, e)
 }
 
-// handleNoRoute answers what no route takes, as JSON like every other
-// error: 405 with an Allow header when the path takes other methods, or
-// 404. It is the mux's catch-all.
+// handleNoRoute, the mux's catch-all, answers what no route takes as JSON like every other error: 405 with an
+// Allow header when the path takes other methods, or 404.
 func handleNoRoute(mux *http.ServeMux) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var allow []string
@@ -283,17 +268,18 @@ func handleNoRoute(mux *http.ServeMux) apiFunc {
 			}
 		}
 		if len(allow) == 0 {
-			return errorf(http.StatusNotFound,
-				"nothing at %s: the API is /api/beers, /api/beers.csv, /api/beers/{id}, /api/report, /api/taps and /sockets/beers, described in /api/openapi.json; also /healthz and /metrics; the dashboard is /", r.URL.Path)
+			return errorf(http.StatusNotFound, "nothing at %s: the API is /api/beers, /api/beers.csv, /api/beers/{id}, "+
+				"/api/report, /api/taps and /sockets/beers, described in /api/openapi.json; also /healthz and /metrics; "+
+				"the dashboard is /", r.URL.Path)
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		return errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allow, ", "))
+		return errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s: use %s",
+			r.Method, r.URL.Path, strings.Join(allow, ", "))
 	}
 }
 
-// statusWriter remembers the status a handler answered, and what it adds
-// to the request's log line. Unwrap lets websocket.Accept reach the
-// connection.
+// statusWriter remembers the status a handler answered, and what it adds to the request's log line. Unwrap lets
+// websocket.Accept reach the connection.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
@@ -316,11 +302,9 @@ func annotate(w http.ResponseWriter, attrs ...slog.Attr) {
 	}
 }
 
-// logRequests counts every request, and logs one line for it once it is
-// answered: status, method, path and query (with any token hidden), remote
-// address, duration, and what the handler added (the pour stored or
-// deleted, why a 4xx was refused). A WebSocket's line (101) comes when its
-// handshake is done. A 5xx is logged as an error.
+// logRequests counts every request, and logs a line once it is answered (a WebSocket's, 101, once its handshake
+// is done; a 5xx as an error): status, method, path and query with any token hidden, remote address, duration,
+// and what the handler added (the pour stored or deleted, why a 4xx was refused).
 func logRequests(log *slog.Logger, requests requestCounts, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

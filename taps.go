@@ -8,16 +8,14 @@ import (
 	"time"
 )
 
-// A tapStatus says whether a tap's meter is online: whether a subscriber
-// of that tap is connected.
+// A tapStatus says whether a tap's meter is online: whether a subscriber of that tap is connected.
 type tapStatus struct {
 	TapID  int64 `json:"tapId"`
 	Online bool  `json:"online"`
 	Since  stamp `json:"since"` // when it last went online or offline; the server's start if never
 }
 
-// presence knows which taps are online. The hub changes it; GET /api/taps
-// reads it.
+// presence knows which taps are online. The hub changes it; GET /api/taps reads it.
 type presence struct {
 	mu    sync.Mutex
 	now   func() time.Time     // the clock
@@ -27,11 +25,12 @@ type presence struct {
 }
 
 func newPresence(now func() time.Time) *presence {
-	return &presence{now: now, start: stamp(now().UnixMilli()), taps: make(map[int64]*tapStatus), conns: make(map[int64]int)}
+	return &presence{now: now, start: stamp(now().UnixMilli()),
+		taps: make(map[int64]*tapStatus), conns: make(map[int64]int)}
 }
 
-// change counts one subscriber of tap in (by 1) or out (by -1), and
-// returns the tap's status when that took it online or offline.
+// change counts one subscriber of tap in (by 1) or out (by -1), and returns the tap's status when that took it
+// online or offline.
 func (p *presence) change(tap int64, by int) (tapStatus, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -52,8 +51,8 @@ type tapInfo struct {
 	Keg      *kegView `json:"keg,omitempty"`      // the keg on it
 }
 
-// handleTaps answers every tap the server knows, by id: those with a
-// stored pour, a token, or a subscriber since start-up.
+// handleTaps answers every tap the server knows, by id: those with a stored pour, a token, or a subscriber
+// since start-up.
 func handleTaps(s *store, p *presence, a *auth) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		known := make(map[int64]tapInfo)
