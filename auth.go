@@ -116,11 +116,11 @@ func entries(getenv func(string) string, setting string) ([][2]string, string, e
 func (a *auth) logMode(log *slog.Logger, tls bool) {
 	switch {
 	case len(a.tokens) == 0:
-		log.Warn("authentication is off: anyone who can reach the server may pour, delete and subscribe; " +
+		log.Warn("authentication is off: anyone who can reach the server may pour, delete, change kegs and subscribe; " +
 			"set TAP_TOKENS and ADMIN_TOKEN to protect it")
 		return
 	case !a.has(caller{admin: true}):
-		log.Warn("ADMIN_TOKEN is not set: nobody can delete pours", "tokens", len(a.tokens))
+		log.Warn("ADMIN_TOKEN is not set: nobody can delete pours or change kegs", "tokens", len(a.tokens))
 	default:
 		log.Info("authentication is on", "tokens", len(a.tokens))
 	}
@@ -181,17 +181,17 @@ func (who caller) mayPour(tap int64) error {
 	return errorf(http.StatusForbidden, "tap %d's token may pour only for tap %d, not for tap %d", who.tap, who.tap, tap)
 }
 
-// admin is nil when r comes from the admin, who alone may verb things (delete pours, change kegs), or the 401
-// or 403 to answer.
-func (a *auth) admin(w http.ResponseWriter, r *http.Request, verb, things string) error {
+// admin is nil when r comes from the admin, who alone may do action (delete pours, change kegs), or the 401 or
+// 403 to answer; a screen is told to do instead with the admin token.
+func (a *auth) admin(w http.ResponseWriter, r *http.Request, instead, action string) error {
 	who, err := a.caller(w, r, false)
 	switch {
 	case err != nil || who.admin:
 		return err
 	case who.screen != "":
-		return errorf(http.StatusForbidden, "screen %q's token may only watch: %s with the admin token", who.screen, verb)
+		return errorf(http.StatusForbidden, "screen %q's token may only watch: %s with the admin token", who.screen, instead)
 	}
-	return errorf(http.StatusForbidden, "only the admin token may %s %s, not tap %d's", verb, things, who.tap)
+	return errorf(http.StatusForbidden, "only the admin token may %s, not tap %d's", action, who.tap)
 }
 
 // checkOrigin refuses a browser on another web origin, unless patterns allow it, to subscribe or to change

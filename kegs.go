@@ -245,7 +245,7 @@ func (f *fields) beverage(required bool) (beverage, bool) {
 // handleStartKeg puts a keg on its tap: 201. A keg that was on it ends.
 func handleStartKeg(j *journal, a *auth) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if err := a.admin(w, r, "change", "kegs"); err != nil {
+		if err := a.admin(w, r, "change kegs", "change kegs"); err != nil {
 			return err
 		}
 		body, err := readBody(w, r, kegShape)
@@ -307,7 +307,7 @@ func handleKeg(s *store) apiFunc {
 // handleChangeKeg corrects a keg (PATCH) or ends it (POST .../end): 200.
 func handleChangeKeg(s *store, j *journal, a *auth, end bool) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if err := a.admin(w, r, "change", "kegs"); err != nil {
+		if err := a.admin(w, r, "change kegs", "change kegs"); err != nil {
 			return err
 		}
 		id, err := parseID("keg", r.PathValue("id"))

@@ -269,8 +269,8 @@ func handleNoRoute(mux *http.ServeMux) apiFunc {
 		}
 		if len(allow) == 0 {
 			return errorf(http.StatusNotFound, "nothing at %s: the API is /api/beers, /api/beers.csv, /api/beers/{id}, "+
-				"/api/report, /api/taps and /sockets/beers, described in /api/openapi.json; also /healthz and /metrics; "+
-				"the dashboard is /", r.URL.Path)
+				"/api/kegs, /api/kegs/{id}, /api/report, /api/taps and /sockets/beers, described in /api/openapi.json; "+
+				"also /healthz and /metrics; the dashboard is /", r.URL.Path)
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		return errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s: use %s",
