@@ -5,15 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// schema is every table and view the relay writes, created when missing. Volumes, sizes and percents are float8,
-// as the venue sends them. altair_kegs.level is the venue's level of a keg (what it had, less what it served):
-// remaining follows from it and the keg's pours, which the relay has without a keg event for each pour.
-const schema = `
+// schema is every table and view the relay writes, created when missing, under a lock so that relays starting
+// together do not race. Volumes, sizes and percents are float8, as the venue sends them. altair_kegs.level is the
+// venue's level of a keg (what it had less what it served): remaining follows from it and the keg's pours.
+const schema = `select pg_advisory_xact_lock(hashtext('altair_relay_schema'));
 create table if not exists altair_venues (venue text primary key, url text not null, seq bigint not null default 0,
 	synced_at timestamptz);
 create table if not exists altair_pours (venue text, id bigint, tap_id integer not null, volume float8 not null,
@@ -26,51 +27,75 @@ create table if not exists altair_kegs (venue text, id bigint, tap_id integer no
 create or replace view altair_daily as select venue, (poured_at at time zone 'UTC')::date as day, tap_id, glass,
 	count(*) as pours, sum(volume) / 1000 as litres from altair_pours where deleted_at is null group by 1, 2, 3, 4;`
 
-// errGap is a change that does not follow the last one applied: the venue
-// no longer holds what came between, and only a full read can tell it.
+// An event is a message of a venue's socket: a change (pour, deleted or keg) with its seq, a report with the seq
+// of the last change it counts, or a tap's presence, which the relay ignores.
+type event struct {
+	Event, Change string               // Change is a keg's: started, updated, ended, low or empty
+	Seq, ID       int64                // ID is a deleted pour's
+	Beer          *pour                // a pour's
+	Keg           *keg                 // a keg's
+	Report        *struct{ Seq int64 } // a report's: of it, the relay reads only the last change it counts
+}
+
+// A pour is a stored pour as the venue serves it; JSON names match the fields but for case.
+type pour struct {
+	ID        int64
+	TapID     int
+	Volume    float64 // ml
+	Type      string  // the glass: half, pint or stein
+	Timestamp time.Time
+	PourID    *string // the tap's own id for it, if any
+	KegID     *int64  // the keg it came from, if any
+}
+
+// A keg is a keg as the venue serves it, of which the relay keeps what tells how much is left.
+type keg struct {
+	ID       int64
+	TapID    int
+	Beverage struct {
+		Name           string
+		Brewery, Style *string
+		ABV            *float64
+	}
+	Size, Served, Remaining float64  // ml; remaining is the venue's level less served, or 0
+	LowAt                   *float64 // the percent left at which it is low
+	StartedAt               time.Time
+	EndedAt                 *time.Time
+}
+
+// errGap is a change that does not follow the last one applied: the venue no longer holds what came between.
 var errGap = errors.New("a gap in the venue's changes")
 
 // db is the relay's PostgreSQL.
-type db struct {
-	pool *pgxpool.Pool
-}
+type db struct{ pool *pgxpool.Pool }
 
-// setup creates what is missing of the schema and lists the venues, under a
-// lock so that relays starting together do not race to create a table.
+// setup creates what is missing of the schema, in one implicit transaction, and lists the venues.
 func (d *db) setup(ctx context.Context, venues []venueConfig) error {
-	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('altair_relay_schema'))`); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, schema); err != nil {
-			return fmt.Errorf("create the schema: %w", err)
-		}
-		for _, v := range venues {
-			_, err := tx.Exec(ctx, `insert into altair_venues (venue, url) values ($1, $2)
-				on conflict (venue) do update set url = excluded.url`, v.name, v.url)
-			if err != nil {
-				return fmt.Errorf("venue %s: %w", v.name, err)
-			}
-		}
-		return nil
-	})
+	if _, err := d.pool.Exec(ctx, schema); err != nil {
+		return fmt.Errorf("create the schema: %w", err)
+	}
+	var names, urls []string
+	for _, v := range venues {
+		names, urls = append(names, v.name), append(urls, v.url)
+	}
+	_, err := d.pool.Exec(ctx, `insert into altair_venues (venue, url) select * from unnest($1::text[], $2::text[])
+		on conflict (venue) do update set url = excluded.url`, names, urls)
+	return err
 }
 
-// cursor is the last change applied of a venue, and whether the relay has
-// ever read it.
+// cursor is the last change of a venue applied, and whether the relay has ever read the venue.
 func (d *db) cursor(ctx context.Context, venue string) (seq int64, synced bool, err error) {
 	err = d.pool.QueryRow(ctx, `select seq, synced_at is not null from altair_venues where venue = $1`, venue).
 		Scan(&seq, &synced)
 	return seq, synced, err
 }
 
-// apply writes a venue's changes and its new seq in one transaction, and returns how many it applied and the seq
+// apply writes a venue's changes and its new seq in one transaction, and answers how many it applied and the seq
 // now stored. A change at or below the stored seq is skipped, so one read again after a reconnect is applied once;
 // one that does not follow the change before is errGap, and then nothing is applied.
 func (d *db) apply(ctx context.Context, venue string, changes []event) (applied int, seq int64, err error) {
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		row := tx.QueryRow(ctx, `select seq from altair_venues where venue = $1 for update`, venue)
-		if err := row.Scan(&seq); err != nil {
+		if err := tx.QueryRow(ctx, `select seq from altair_venues where venue = $1 for update`, venue).Scan(&seq); err != nil {
 			return fmt.Errorf("read the seq: %w", err)
 		}
 		var fresh []event
@@ -81,13 +106,10 @@ func (d *db) apply(ctx context.Context, venue string, changes []event) (applied 
 				seq, fresh = e.Seq, append(fresh, e)
 			}
 		}
-		if applied = len(fresh); applied == 0 {
-			return nil
+		if applied = len(fresh); applied > 0 {
+			return tx.SendBatch(ctx, changeBatch(venue, fresh, seq)).Close()
 		}
-		if err := setSeq(ctx, tx, venue, seq); err != nil {
-			return err
-		}
-		return write(ctx, tx, venue, fresh)
+		return nil
 	})
 	if err != nil {
 		return 0, 0, err
@@ -95,12 +117,13 @@ func (d *db) apply(ctx context.Context, venue string, changes []event) (applied 
 	return applied, seq, nil
 }
 
-// write applies changes that follow each other. A pour's id is never used again and a pour is stored before it is
-// deleted, so all the pours go in first, then the deletes; a pour already there is left as it is.
-func write(ctx context.Context, tx pgx.Tx, venue string, changes []event) error {
+// changeBatch writes changes that follow each other, up to seq. A pour's id is never used again and a pour is
+// stored before it is deleted, so all the pours go in first, then the deletes; a pour already there stays as it is.
+func changeBatch(venue string, changes []event, seq int64) *pgx.Batch {
 	pours := []pour{} // not nil, which would be JSON null
 	var deleted, touched, kegs []int64
 	b := &pgx.Batch{}
+	b.Queue(`update altair_venues set seq = $2, synced_at = now() where venue = $1`, venue, seq)
 	for _, e := range changes {
 		switch e.Event {
 		case "pour":
@@ -114,15 +137,13 @@ func write(ctx context.Context, tx pgx.Tx, venue string, changes []event) error 
 	}
 	rows, _ := json.Marshal(pours)
 	b.Queue(`insert into altair_pours (venue, id, tap_id, volume, glass, poured_at, pour_id, keg_id)
-		select $1, id, "tapId", volume, type, timestamp, "pourId", "kegId" from jsonb_to_recordset($2) as p(id bigint,
-			"tapId" integer, volume float8, type text, timestamp timestamptz, "pourId" text, "kegId" bigint)
+		select $1, "ID", "TapID", "Volume", "Type", "Timestamp", "PourID", "KegID" from jsonb_to_recordset($2) as p("ID"
+			bigint, "TapID" integer, "Volume" float8, "Type" text, "Timestamp" timestamptz, "PourID" text, "KegID" bigint)
 		on conflict (venue, id) do nothing`, venue, rows)
 	b.Queue(`update altair_pours set deleted_at = now() where venue = $1 and id = any($2) and deleted_at is null`,
 		venue, deleted)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("write changes: %w", err)
-	}
-	return settle(ctx, tx, venue, kegs, touched)
+	queueSettle(b, venue, kegs, touched)
+	return b
 }
 
 // queueKeg upserts a keg. Its level is remaining + served while some is left, or when it starts; at 0 left the venue
@@ -142,49 +163,28 @@ func queueKeg(b *pgx.Batch, venue string, k keg, started bool) {
 		k.Remaining, level, k.LowAt, k.StartedAt, k.EndedAt, exact)
 }
 
-// settle works out what is left in the kegs given and those of the pours given, from their level and their pours.
-func settle(ctx context.Context, tx pgx.Tx, venue string, kegs, pours []int64) error {
-	_, err := tx.Exec(ctx, `update altair_kegs k set remaining = greatest(0, k.level - coalesce((select sum(p.volume)
-		from altair_pours p where p.venue = k.venue and p.keg_id = k.id and p.deleted_at is null), 0))
+// queueSettle works out what is left in the kegs given and in those of the pours given, from their level and pours.
+func queueSettle(b *pgx.Batch, venue string, kegs, pours []int64) {
+	b.Queue(`update altair_kegs k set remaining = greatest(0, k.level - coalesce((select sum(p.volume)
+			from altair_pours p where p.venue = k.venue and p.keg_id = k.id and p.deleted_at is null), 0))
 		where k.venue = $1 and (k.id = any($2) or k.id in (select keg_id from altair_pours where venue = $1 and id = any($3)))`,
 		venue, kegs, pours)
-	if err != nil {
-		return fmt.Errorf("settle the kegs: %w", err)
-	}
-	return nil
 }
 
-func setSeq(ctx context.Context, tx pgx.Tx, venue string, seq int64) error {
-	_, err := tx.Exec(ctx, `update altair_venues set seq = $2, synced_at = now() where venue = $1`, venue, seq)
-	if err != nil {
-		return fmt.Errorf("store seq %d: %w", seq, err)
-	}
-	return nil
-}
-
-// pourColumns are the columns of altair_pours a full read fills, in the order of pourRow.
-var pourColumns = []string{"venue", "id", "tap_id", "volume", "glass", "poured_at", "pour_id", "keg_id"}
-
-func pourRow(venue string, p pour) []any {
-	return []any{venue, p.ID, p.TapID, p.Volume, p.Type, p.Timestamp, p.PourID, p.KegID}
-}
-
-// replace makes a venue's rows what the venue holds at seq, in one transaction: pours and kegs are inserted or
-// updated, the venue's pours not among pours are marked deleted, and seq is stored. It answers how many pours
-// the venue holds.
+// replace makes a venue's rows what the venue holds at seq, in one transaction: its pours and kegs are inserted or
+// updated, the venue's pours not among them are marked deleted, and seq is stored. It answers how many pours it read.
 func (d *db) replace(ctx context.Context, venue string, seq int64, pours pgx.CopyFromSource, kegs []keg) (n int64,
 	err error) {
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if err := setSeq(ctx, tx, venue, seq); err != nil { // first, to hold the venue's row
-			return err
-		}
 		if _, err := tx.Exec(ctx, `create temp table altair_held (like altair_pours) on commit drop`); err != nil {
 			return err
 		}
-		if n, err = tx.CopyFrom(ctx, pgx.Identifier{"altair_held"}, pourColumns, pours); err != nil {
+		columns := []string{"venue", "id", "tap_id", "volume", "glass", "poured_at", "pour_id", "keg_id"} // of pourRow
+		if n, err = tx.CopyFrom(ctx, pgx.Identifier{"altair_held"}, columns, pours); err != nil {
 			return fmt.Errorf("read the pours: %w", err)
 		}
 		b, ids := &pgx.Batch{}, []int64{}
+		b.Queue(`update altair_venues set seq = $2, synced_at = now() where venue = $1`, venue, seq)
 		b.Queue(`insert into altair_pours select distinct on (id) * from altair_held order by id
 			on conflict (venue, id) do update set tap_id = excluded.tap_id, volume = excluded.volume, glass = excluded.glass,
 				poured_at = excluded.poured_at, pour_id = excluded.pour_id, keg_id = excluded.keg_id, deleted_at = null`)
@@ -194,10 +194,12 @@ func (d *db) replace(ctx context.Context, venue string, seq int64, pours pgx.Cop
 			queueKeg(b, venue, k, false)
 			ids = append(ids, k.ID)
 		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("write the pours and kegs: %w", err)
-		}
-		return settle(ctx, tx, venue, ids, nil)
+		queueSettle(b, venue, ids, nil)
+		return tx.SendBatch(ctx, b).Close()
 	})
 	return n, err
+}
+
+func pourRow(venue string, p pour) []any {
+	return []any{venue, p.ID, p.TapID, p.Volume, p.Type, p.Timestamp, p.PourID, p.KegID}
 }

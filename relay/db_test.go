@@ -102,7 +102,9 @@ func stateOf(t *testing.T, d *db, venue string) state {
 	return s
 }
 
-func (s state) String() string { return fmt.Sprintf("seq %d, pours %v, %d kegs", s.seq, s.pours, s.kegs) }
+func (s state) String() string {
+	return fmt.Sprintf("seq %d, pours %v, %d kegs", s.seq, s.pours, s.kegs)
+}
 
 func remaining(t *testing.T, d *db, venue string, kegID int64) float64 {
 	t.Helper()

@@ -15,21 +15,29 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// kegPage is how many kegs the relay asks for at a time.
-const kegPage = 1000
-
-// fullRead makes the venue's rows what the venue holds at seq, the seq of
-// the report that opened the subscription. The venue keeps pouring while
-// its pours and kegs are read, so what is read may be newer than seq; the
-// changes after seq, buffered in the inbox meanwhile, are applied next and
-// leave a pour already there as it is, so the rows converge on the venue's.
-func (v *venue) fullRead(ctx context.Context, seq int64) error {
-	start := time.Now()
-	kegs, err := v.kegs(ctx)
+// fullRead makes the venue's rows what the venue holds at seq, the seq of the report that opens a subscription
+// without one. The venue keeps pouring while its kegs and pours are read, so what is read may be newer than seq;
+// the changes after seq, kept in the inbox meanwhile, are applied next and leave a pour already there as it is, so
+// the rows converge on the venue's.
+func (v *venue) fullRead(ctx context.Context, in *inbox) error {
+	first, err := in.take(ctx, 1)
+	if err == nil && first[0].Report == nil {
+		err = errors.New("the first message is not a report")
+	}
 	if err != nil {
 		return err
 	}
-	body, err := v.get(ctx, "/api/beers.csv")
+	start, seq, kegs := time.Now(), first[0].Report.Seq, []keg{}
+	for page := 1; ; page++ { // oldest first and never deleted, so paging misses none
+		var answer struct{ Kegs []keg }
+		if _, err := v.get(ctx, fmt.Sprintf("/api/kegs?page=%d&page_size=%d", page, maxBatch), &answer); err != nil {
+			return err
+		}
+		if kegs = append(kegs, answer.Kegs...); len(answer.Kegs) < maxBatch {
+			break
+		}
+	}
+	body, err := v.get(ctx, "/api/beers.csv", nil)
 	if err != nil {
 		return err
 	}
@@ -43,23 +51,8 @@ func (v *venue) fullRead(ctx context.Context, seq int64) error {
 	return nil
 }
 
-// kegs is every keg of the venue, oldest first: kegs are never deleted, so
-// paging through them misses none.
-func (v *venue) kegs(ctx context.Context) ([]keg, error) {
-	var all []keg
-	for page := 1; ; page++ {
-		var answer struct{ Kegs []keg }
-		if err := v.getJSON(ctx, fmt.Sprintf("/api/kegs?page=%d&page_size=%d", page, kegPage), &answer); err != nil {
-			return nil, err
-		}
-		if all = append(all, answer.Kegs...); len(answer.Kegs) < kegPage {
-			return all, nil
-		}
-	}
-}
-
-// get asks the venue for path and answers the body of a 200.
-func (v *venue) get(ctx context.Context, path string) (io.ReadCloser, error) {
+// get asks the venue for path: with answer nil, it answers the body of a 200; else it decodes the JSON body into it.
+func (v *venue) get(ctx context.Context, path string, answer any) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.url+path, nil)
 	if err != nil {
 		return nil, err
@@ -68,30 +61,23 @@ func (v *venue) get(ctx context.Context, path string) (io.ReadCloser, error) {
 	resp, err := v.client.Do(req)
 	if err != nil {
 		return nil, err
+	} else if resp.StatusCode == http.StatusOK && answer == nil {
+		return resp.Body, nil
 	}
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		var answer struct{ Message string }
-		json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&answer)
-		return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, answer.Message)
+		var failed struct{ Message string }
+		json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&failed)
+		return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, failed.Message)
 	}
-	return resp.Body, nil
+	if err := json.NewDecoder(resp.Body).Decode(answer); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	return nil, nil
 }
 
-func (v *venue) getJSON(ctx context.Context, path string, answer any) error {
-	body, err := v.get(ctx, path)
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	if err := json.NewDecoder(body).Decode(answer); err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	return nil
-}
-
-// csvPours reads the venue's CSV of pours, as rows of pourColumns. The
-// columns are found by the header's names; pourId and kegId may be absent.
+// csvPours reads the venue's CSV of pours as rows of pourColumns. Columns are found by the header's names;
+// pourId and kegId may be absent.
 func csvPours(venue string, r io.Reader) pgx.CopyFromSource {
 	in := csv.NewReader(r)
 	var col map[string]int
@@ -100,48 +86,34 @@ func csvPours(venue string, r io.Reader) pgx.CopyFromSource {
 		if err == nil && col == nil {
 			col = map[string]int{}
 			for i, name := range rec {
-				col[name] = i
+				col[name] = i + 1
 			}
 			rec, err = in.Read()
 		}
-		switch {
-		case err == io.EOF && col != nil:
+		if err == io.EOF && col != nil {
 			return nil, nil
-		case err == io.EOF:
-			return nil, errors.New("the CSV of pours is empty, without even its header")
-		case err != nil:
-			return nil, err
+		} else if err != nil {
+			return nil, fmt.Errorf("the CSV of pours: %w", err)
 		}
-		p, err := parsePour(rec, col)
-		if line, _ := in.FieldPos(0); err != nil {
-			return nil, fmt.Errorf("CSV line %d: %w", line, err)
+		cells := append([]string{""}, rec...) // col[name] is 0 for a column that is absent
+		cell := func(name string) string { return cells[col[name]] }
+		id, err1 := strconv.ParseInt(cell("id"), 10, 64)
+		tap, err2 := strconv.Atoi(cell("tapId"))
+		volume, err3 := strconv.ParseFloat(cell("volume"), 64)
+		at, err4 := time.Parse(time.RFC3339Nano, cell("timestamp"))
+		p := pour{ID: id, TapID: tap, Volume: volume, Type: cell("type"), Timestamp: at}
+		if s := cell("pourId"); s != "" {
+			p.PourID = &s
+		}
+		if s := cell("kegId"); s != "" {
+			kegID, err := strconv.ParseInt(s, 10, 64)
+			p.KegID, err1 = &kegID, cmp.Or(err1, err)
+		}
+		if err := errors.Join(err1, err2, err3, err4); err != nil || p.Type == "" {
+			line, _ := in.FieldPos(0)
+			return nil, fmt.Errorf("the CSV of pours, line %d: a pour without its id, tapId, volume, type or timestamp: %v",
+				line, err)
 		}
 		return pourRow(venue, p), nil
 	})
-}
-
-// parsePour reads a pour from a CSV record.
-func parsePour(rec []string, col map[string]int) (pour, error) {
-	cell := func(name string) string {
-		if i, ok := col[name]; ok {
-			return rec[i]
-		}
-		return ""
-	}
-	id, err1 := strconv.ParseInt(cell("id"), 10, 64)
-	tap, err2 := strconv.Atoi(cell("tapId"))
-	volume, err3 := strconv.ParseFloat(cell("volume"), 64)
-	at, err4 := time.Parse(time.RFC3339Nano, cell("timestamp"))
-	p := pour{ID: id, TapID: tap, Volume: volume, Type: cell("type"), Timestamp: at}
-	if p.Type == "" {
-		err1 = cmp.Or(err1, errors.New("no type"))
-	}
-	if s := cell("pourId"); s != "" {
-		p.PourID = &s
-	}
-	if s := cell("kegId"); s != "" {
-		kegID, err := strconv.ParseInt(s, 10, 64)
-		p.KegID, err2 = &kegID, cmp.Or(err2, err)
-	}
-	return p, errors.Join(err1, err2, err3, err4)
 }

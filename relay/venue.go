@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,56 +18,54 @@ import (
 )
 
 const (
-	dialWait      = 10 * time.Second // bounds a connect, a TLS handshake, a response's headers and a ping's answer
-	minRetry      = time.Second      // the first wait before connecting again; it doubles up to maxRetry
-	maxRetry      = time.Minute      // also how long a connection must last for the wait to start over
-	pingEvery     = 30 * time.Second // how often the relay asks whether a quiet venue is still there
-	progressEvery = 10 * time.Second // how often catching up is logged
-	maxBatch      = 1000             // changes applied in one transaction at most
-	maxMessage    = 16 << 20         // bytes in one message at most: a report lists every keg on tap
+	dialWait  = 10 * time.Second // bounds a connect, a TLS handshake, a response's headers, the first report, a pong
+	minRetry  = time.Second      // the first wait to connect again; it doubles after each failure up to maxRetry
+	maxRetry  = time.Minute      // also how long a connection must have lasted for the wait to start over
+	pingEvery = 30 * time.Second // how often the relay asks a venue whether it is still there
+	maxBatch  = 1000             // changes applied in one transaction at most
 )
+
+// errRefused is a venue refusing the stored seq: 410, it no longer holds the changes that follow; 400, the seq is
+// past its last change, from another history. Either way only a full read tells what it holds.
+var errRefused = errors.New("the venue refuses the stored seq")
 
 // A venue is one venue server the relay follows, and what /metrics says of it.
 type venue struct {
 	venueConfig
-	db     *db
-	client *http.Client // for the REST API and the socket; TLS_CA_FILE is among its roots
-	log    *slog.Logger
-
+	db        *db
+	client    *http.Client // for the REST API and the socket; TLS_CA_FILE is among its roots
+	log       *slog.Logger
 	seq       atomic.Int64 // the last change applied
 	latest    atomic.Int64 // the venue's last change, as last heard from it
 	changes   atomic.Int64 // changes applied since the relay started
-	connected atomic.Bool
-	fullNext  bool // the last connection found a gap: read the whole state at the next; only follow uses it
+	connected atomic.Int64 // 1 while connected, else 0
+	fullNext  bool         // the last connection found a gap: read the whole state at the next; only follow uses it
 }
 
-// follow keeps the relay connected to the venue until ctx ends, waiting
-// longer after each failure, with jitter so that venues do not retry in step.
+// follow keeps the relay connected to the venue until ctx ends, waiting longer after each failure, with jitter so
+// that venues that failed together do not retry in step.
 func (v *venue) follow(ctx context.Context) {
-	delay := minRetry
-	for {
+	for delay := minRetry; ; delay = min(2*delay, maxRetry) {
 		start := time.Now()
 		err := v.session(ctx)
-		v.connected.Store(false)
-		if ctx.Err() != nil {
-			return
-		}
+		v.connected.Store(0)
 		if time.Since(start) > maxRetry {
 			delay = minRetry
 		}
 		wait := delay/2 + rand.N(delay/2)
-		v.log.Warn("disconnected", "err", err, "retry", wait)
+		if ctx.Err() == nil {
+			v.log.Warn("disconnected", "err", err, "retry", wait)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
-		delay = min(2*delay, maxRetry)
 	}
 }
 
-// session is one connection to the venue: from the stored seq, or from a
-// full read when there is none or the venue refuses it, then live.
+// session is one connection to the venue: from the stored seq, or from a full read when there is none or the venue
+// refuses it, then live until it fails.
 func (v *venue) session(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -76,9 +76,8 @@ func (v *venue) session(ctx context.Context) error {
 	v.seq.Store(after)
 	full := !synced || v.fullNext
 	c, err := v.dial(ctx, after, full)
-	if refused := (*refusal)(nil); errors.As(err, &refused) {
-		v.log.Error("the venue refuses the stored seq: reading its whole state", "after", after,
-			"status", refused.status, "message", refused.message)
+	if errors.Is(err, errRefused) {
+		v.log.Error("reading the venue's whole state", "after", after, "err", err)
 		full = true
 		c, err = v.dial(ctx, after, full)
 	}
@@ -86,43 +85,41 @@ func (v *venue) session(ctx context.Context) error {
 		return err
 	}
 	defer c.CloseNow()
-	first := report{}
-	if full {
-		if first, err = v.readReport(ctx, c); err != nil {
-			return err
-		}
-	}
 	in := listen(ctx, c, &v.latest)
-	v.connected.Store(true)
+	v.connected.Store(1)
 	v.log.Info("connected", "after", after, "full", full, "latest", v.latest.Load(), "lag", v.lag())
 	if full {
-		if err := v.fullRead(ctx, first.Seq); err != nil {
+		if err := v.fullRead(ctx, in); err != nil {
 			return err
 		}
 		v.fullNext = false
 	}
-	err = v.stream(ctx, in)
-	v.fullNext = errors.Is(err, errGap)
-	return err
+	start, target, applied := time.Now(), v.latest.Load(), 0
+	for caughtUp := false; ; {
+		if !caughtUp && v.seq.Load() >= target {
+			caughtUp = true
+			v.log.Info("caught up", "seq", v.seq.Load(), "changes", applied, "duration", time.Since(start))
+		}
+		batch, err := in.take(ctx, maxBatch)
+		if err != nil {
+			return err
+		}
+		n, seq, err := v.db.apply(ctx, v.name, batch)
+		if v.fullNext = errors.Is(err, errGap); err != nil {
+			return fmt.Errorf("apply changes up to %d: %w", batch[len(batch)-1].Seq, err)
+		}
+		v.seq.Store(seq)
+		v.changes.Add(int64(n))
+		applied += n
+	}
 }
 
-// A refusal is a venue refusing the stored seq: 410, it no longer holds the
-// changes that follow; 400, the seq is past its last change, from another
-// history. Either way only a full read tells what it holds.
-type refusal struct {
-	status  int
-	message string
-}
-
-func (r *refusal) Error() string { return fmt.Sprintf("refused with %d: %s", r.status, r.message) }
-
-// dial subscribes to the venue's changes after a seq, or with full, to a
-// report and every later change.
+// dial subscribes to the venue's changes after a seq or, with full, to a report and the changes it does not count.
 func (v *venue) dial(ctx context.Context, after int64, full bool) (*websocket.Conn, error) {
 	u := v.url + "/sockets/beers"
 	if !full {
-		var r report
-		if err := v.getJSON(ctx, "/api/report", &r); err != nil {
+		var r struct{ Seq int64 }
+		if _, err := v.get(ctx, "/api/report", &r); err != nil {
 			return nil, err
 		}
 		v.latest.Store(r.Seq)
@@ -131,34 +128,14 @@ func (v *venue) dial(ctx context.Context, after int64, full bool) (*websocket.Co
 	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: v.client, HTTPHeader: v.header(),
 		Subprotocols: []string{"altair"}})
 	if err != nil && resp != nil && (resp.StatusCode == http.StatusGone || resp.StatusCode == http.StatusBadRequest) {
-		var body struct{ Message string }
-		json.NewDecoder(resp.Body).Decode(&body)
-		return nil, &refusal{resp.StatusCode, body.Message}
-	}
-	if err != nil {
+		var answer struct{ Message string }
+		json.NewDecoder(resp.Body).Decode(&answer)
+		return nil, fmt.Errorf("%w: %s: %s", errRefused, resp.Status, answer.Message)
+	} else if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
-	c.SetReadLimit(maxMessage)
+	c.SetReadLimit(16 << 20) // a report lists every keg on tap
 	return c, nil
-}
-
-// readReport reads the report that opens a subscription without a seq.
-func (v *venue) readReport(ctx context.Context, c *websocket.Conn) (report, error) {
-	ctx, cancel := context.WithTimeout(ctx, dialWait)
-	defer cancel()
-	_, data, err := c.Read(ctx)
-	if err != nil {
-		return report{}, fmt.Errorf("read the first report: %w", err)
-	}
-	e, err := decode(data)
-	if err == nil && e.Event != "report" {
-		err = fmt.Errorf("a %s event", e.Event)
-	}
-	if err != nil {
-		return report{}, fmt.Errorf("the first message is not a report: %w", err)
-	}
-	v.latest.Store(e.Report.Seq)
-	return *e.Report, nil
 }
 
 func (v *venue) header() http.Header {
@@ -171,28 +148,84 @@ func (v *venue) header() http.Header {
 
 func (v *venue) lag() int64 { return max(0, v.latest.Load()-v.seq.Load()) }
 
-// stream applies the venue's changes as they come, all those waiting (up to
-// maxBatch) in one transaction, until the connection or the database fails.
-func (v *venue) stream(ctx context.Context, in *inbox) error {
-	start, told, target, applied := time.Now(), time.Now(), v.latest.Load(), 0
-	for caughtUp := false; ; {
-		if !caughtUp && v.seq.Load() >= target {
-			caughtUp = true
-			v.log.Info("caught up", "seq", v.seq.Load(), "changes", applied, "duration", time.Since(start))
+// decode reads one message of a venue's socket, refusing a change that lacks what applying it needs.
+func decode(data []byte) (e event, err error) {
+	if err := json.Unmarshal(data, &e); err != nil {
+		return e, fmt.Errorf("not an event: %w", err)
+	}
+	switch change := e.Event == "pour" || e.Event == "deleted" || e.Event == "keg"; {
+	case change && e.Seq <= 0:
+		return e, fmt.Errorf("a %s event without a seq: the venue's server is older than the relay", e.Event)
+	case !change && e.Seq > 0:
+		return e, fmt.Errorf("change %d: unknown event %q", e.Seq, e.Event)
+	case e.Event == "report" && e.Report == nil, e.Event == "pour" && e.Beer == nil, e.Event == "keg" && e.Keg == nil:
+		return e, fmt.Errorf("change %d: a %s event without its body", e.Seq, e.Event)
+	}
+	return e, nil
+}
+
+// An inbox holds the changes and reports read from a venue's socket until they are applied. Reading never waits
+// for the database, so a slow database never gets the relay dropped as a slow subscriber.
+type inbox struct {
+	c      *websocket.Conn
+	mu     sync.Mutex    // guards events and err
+	events []event       // read and not yet taken, in order
+	err    error         // why reading stopped; nil while it goes on
+	ready  chan struct{} // holds a token when events or err have changed
+}
+
+// listen reads the connection into an inbox until ctx ends or the connection fails, raising latest to every seq
+// it hears of; only it raises latest while the connection lasts.
+func listen(ctx context.Context, c *websocket.Conn, latest *atomic.Int64) *inbox {
+	in := &inbox{c: c, ready: make(chan struct{}, 1)}
+	go func() {
+		for err := error(nil); err == nil; {
+			_, data, rerr := c.Read(ctx)
+			e, derr := decode(data)
+			if err = cmp.Or(rerr, derr); e.Report != nil {
+				latest.Store(max(latest.Load(), e.Report.Seq))
+			}
+			latest.Store(max(latest.Load(), e.Seq))
+			in.mu.Lock()
+			if err != nil {
+				in.err = fmt.Errorf("read: %w", err)
+			} else if e.Seq > 0 || e.Report != nil {
+				in.events = append(in.events, e)
+			}
+			in.mu.Unlock()
+			select {
+			case in.ready <- struct{}{}:
+			default:
+			}
 		}
-		batch, err := in.take(ctx, maxBatch)
-		if err != nil {
-			return err
+	}()
+	return in
+}
+
+// take waits for what was read and takes it, up to max, pinging the venue after each pingEvery without anything: a
+// venue gone without a word would otherwise never be missed. Once all is taken, it answers why reading stopped.
+func (in *inbox) take(ctx context.Context, max int) ([]event, error) {
+	for {
+		in.mu.Lock()
+		n, err := min(len(in.events), max), in.err
+		batch := in.events[:n:n]
+		in.events = in.events[n:]
+		in.mu.Unlock()
+		if n > 0 {
+			return batch, nil
+		} else if err != nil {
+			return nil, err
 		}
-		n, seq, err := v.db.apply(ctx, v.name, batch)
-		if err != nil {
-			return fmt.Errorf("apply changes %d to %d: %w", batch[0].Seq, batch[len(batch)-1].Seq, err)
-		}
-		v.seq.Store(seq)
-		v.changes.Add(int64(n))
-		if applied += n; !caughtUp && time.Since(told) > progressEvery {
-			told = time.Now()
-			v.log.Info("catching up", "seq", seq, "lag", v.lag(), "changes", applied)
+		select {
+		case <-in.ready:
+		case <-time.After(pingEvery):
+			pctx, cancel := context.WithTimeout(ctx, dialWait)
+			err := in.c.Ping(pctx)
+			if cancel(); err != nil {
+				return nil, fmt.Errorf("ping: %w", err)
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
 }
