@@ -27,8 +27,7 @@ create table if not exists altair_kegs (venue text, id bigint, tap_id integer no
 create or replace view altair_daily as select venue, (poured_at at time zone 'UTC')::date as day, tap_id, glass,
 	count(*) as pours, sum(volume) / 1000 as litres from altair_pours where deleted_at is null group by 1, 2, 3, 4;`
 
-// An event is a message of a venue's socket: a change (pour, deleted or keg) with its seq, a report with the seq
-// of the last change it counts, or a tap's presence, which the relay ignores.
+// An event is a message of a venue's socket: a change (pour, deleted or keg) with its seq, a report, or a tap's.
 type event struct {
 	Event, Change string               // Change is a keg's: started, updated, ended, low or empty
 	Seq, ID       int64                // ID is a deleted pour's
@@ -66,21 +65,19 @@ type keg struct {
 // errGap is a change that does not follow the last one applied: the venue no longer holds what came between.
 var errGap = errors.New("a gap in the venue's changes")
 
-// db is the relay's PostgreSQL.
-type db struct{ pool *pgxpool.Pool }
+type db struct{ pool *pgxpool.Pool } // the relay's PostgreSQL
 
 // setup creates what is missing of the schema, in one implicit transaction, and lists the venues.
 func (d *db) setup(ctx context.Context, venues []venueConfig) error {
 	if _, err := d.pool.Exec(ctx, schema); err != nil {
 		return fmt.Errorf("create the schema: %w", err)
 	}
-	var names, urls []string
+	b := &pgx.Batch{}
 	for _, v := range venues {
-		names, urls = append(names, v.name), append(urls, v.url)
+		b.Queue(`insert into altair_venues (venue, url) values ($1, $2) on conflict (venue) do update set url = $2`,
+			v.name, v.url)
 	}
-	_, err := d.pool.Exec(ctx, `insert into altair_venues (venue, url) select * from unnest($1::text[], $2::text[])
-		on conflict (venue) do update set url = excluded.url`, names, urls)
-	return err
+	return d.pool.SendBatch(ctx, b).Close()
 }
 
 // cursor is the last change of a venue applied, and whether the relay has ever read the venue.
@@ -92,10 +89,11 @@ func (d *db) cursor(ctx context.Context, venue string) (seq int64, synced bool, 
 
 // apply writes a venue's changes and its new seq in one transaction, and answers how many it applied and the seq
 // now stored. A change at or below the stored seq is skipped, so one read again after a reconnect is applied once;
-// one that does not follow the change before is errGap, and then nothing is applied.
+// one that does not follow the change before is errGap. On an error, nothing is applied.
 func (d *db) apply(ctx context.Context, venue string, changes []event) (applied int, seq int64, err error) {
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `select seq from altair_venues where venue = $1 for update`, venue).Scan(&seq); err != nil {
+		row := tx.QueryRow(ctx, `select seq from altair_venues where venue = $1 for update`, venue)
+		if err := row.Scan(&seq); err != nil {
 			return fmt.Errorf("read the seq: %w", err)
 		}
 		var fresh []event
@@ -111,10 +109,7 @@ func (d *db) apply(ctx context.Context, venue string, changes []event) (applied 
 		}
 		return nil
 	})
-	if err != nil {
-		return 0, 0, err
-	}
-	return applied, seq, nil
+	return applied, seq, err
 }
 
 // changeBatch writes changes that follow each other, up to seq. A pour's id is never used again and a pour is
@@ -136,9 +131,9 @@ func changeBatch(venue string, changes []event, seq int64) *pgx.Batch {
 		}
 	}
 	rows, _ := json.Marshal(pours)
-	b.Queue(`insert into altair_pours (venue, id, tap_id, volume, glass, poured_at, pour_id, keg_id)
-		select $1, "ID", "TapID", "Volume", "Type", "Timestamp", "PourID", "KegID" from jsonb_to_recordset($2) as p("ID"
-			bigint, "TapID" integer, "Volume" float8, "Type" text, "Timestamp" timestamptz, "PourID" text, "KegID" bigint)
+	b.Queue(`insert into altair_pours (venue, id, tap_id, volume, glass, poured_at, pour_id, keg_id) select $1, p.*
+		from jsonb_to_recordset($2) as p("ID" bigint, "TapID" int, "Volume" float8, "Type" text,
+			"Timestamp" timestamptz, "PourID" text, "KegID" bigint)
 		on conflict (venue, id) do nothing`, venue, rows)
 	b.Queue(`update altair_pours set deleted_at = now() where venue = $1 and id = any($2) and deleted_at is null`,
 		venue, deleted)
@@ -146,9 +141,8 @@ func changeBatch(venue string, changes []event, seq int64) *pgx.Batch {
 	return b
 }
 
-// queueKeg upserts a keg. Its level is remaining + served while some is left, or when it starts; at 0 left the venue
-// may have drawn more than its level (which then stays) or have weighed it empty (the level is then what it served),
-// so the level becomes the least of the two.
+// queueKeg upserts a keg. Its level is remaining + served while some is left, or when it starts; at 0 left, the venue
+// drew more than its level (which stays) or weighed it empty (the level is what it served): the least of the two.
 func queueKeg(b *pgx.Batch, venue string, k keg, started bool) {
 	exact, level := started || k.Remaining > 0, k.Served
 	if exact {
@@ -167,7 +161,8 @@ func queueKeg(b *pgx.Batch, venue string, k keg, started bool) {
 func queueSettle(b *pgx.Batch, venue string, kegs, pours []int64) {
 	b.Queue(`update altair_kegs k set remaining = greatest(0, k.level - coalesce((select sum(p.volume)
 			from altair_pours p where p.venue = k.venue and p.keg_id = k.id and p.deleted_at is null), 0))
-		where k.venue = $1 and (k.id = any($2) or k.id in (select keg_id from altair_pours where venue = $1 and id = any($3)))`,
+		where k.venue = $1 and (k.id = any($2) or k.id in (select keg_id from altair_pours where venue = $1
+			and id = any($3)))`,
 		venue, kegs, pours)
 }
 
@@ -176,20 +171,25 @@ func queueSettle(b *pgx.Batch, venue string, kegs, pours []int64) {
 func (d *db) replace(ctx context.Context, venue string, seq int64, pours pgx.CopyFromSource, kegs []keg) (n int64,
 	err error) {
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `create temp table altair_held (like altair_pours) on commit drop`); err != nil {
+		_, err := tx.Exec(ctx, `create temp table altair_held (id text, "tapId" text, volume text, type text,
+			timestamp text, "pourId" text, "kegId" text) on commit drop`)
+		if err != nil {
 			return err
 		}
-		columns := []string{"venue", "id", "tap_id", "volume", "glass", "poured_at", "pour_id", "keg_id"} // of pourRow
-		if n, err = tx.CopyFrom(ctx, pgx.Identifier{"altair_held"}, columns, pours); err != nil {
+		if n, err = tx.CopyFrom(ctx, pgx.Identifier{"altair_held"}, csvColumns, pours); err != nil {
 			return fmt.Errorf("read the pours: %w", err)
 		}
 		b, ids := &pgx.Batch{}, []int64{}
 		b.Queue(`update altair_venues set seq = $2, synced_at = now() where venue = $1`, venue, seq)
-		b.Queue(`insert into altair_pours select distinct on (id) * from altair_held order by id
-			on conflict (venue, id) do update set tap_id = excluded.tap_id, volume = excluded.volume, glass = excluded.glass,
-				poured_at = excluded.poured_at, pour_id = excluded.pour_id, keg_id = excluded.keg_id, deleted_at = null`)
+		b.Queue(`insert into altair_pours (venue, id, tap_id, volume, glass, poured_at, pour_id, keg_id)
+			select distinct on (id::bigint) $1, id::bigint, "tapId"::int, volume::float8, type, timestamp::timestamptz,
+				nullif("pourId", ''), nullif("kegId", '')::bigint from altair_held order by id::bigint
+			on conflict (venue, id) do update set tap_id = excluded.tap_id, volume = excluded.volume,
+				glass = excluded.glass, poured_at = excluded.poured_at, pour_id = excluded.pour_id,
+				keg_id = excluded.keg_id, deleted_at = null`,
+			venue)
 		b.Queue(`update altair_pours p set deleted_at = now() where venue = $1 and deleted_at is null
-			and not exists (select from altair_held h where h.id = p.id)`, venue)
+			and not exists (select from altair_held h where h.id::bigint = p.id)`, venue)
 		for _, k := range kegs {
 			queueKeg(b, venue, k, false)
 			ids = append(ids, k.ID)
@@ -198,8 +198,4 @@ func (d *db) replace(ctx context.Context, venue string, seq int64, pours pgx.Cop
 		return tx.SendBatch(ctx, b).Close()
 	})
 	return n, err
-}
-
-func pourRow(venue string, p pour) []any {
-	return []any{venue, p.ID, p.TapID, p.Volume, p.Type, p.Timestamp, p.PourID, p.KegID}
 }

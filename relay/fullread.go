@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -9,23 +8,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// fullRead makes the venue's rows what the venue holds at seq, the seq of the report that opens a subscription
-// without one. The venue keeps pouring while its kegs and pours are read, so what is read may be newer than seq;
-// the changes after seq, kept in the inbox meanwhile, are applied next and leave a pour already there as it is, so
-// the rows converge on the venue's.
+// fullRead makes the venue's rows what it holds at the seq of the report that opens a subscription without a seq.
+// The venue pours on while its kegs and pours are read, so what is read may be newer; the changes after the seq,
+// kept in the inbox meanwhile, are applied next and leave a pour already there as it is: the rows converge.
 func (v *venue) fullRead(ctx context.Context, in *inbox) error {
 	first, err := in.take(ctx, 1)
-	if err == nil && first[0].Report == nil {
-		err = errors.New("the first message is not a report")
-	}
 	if err != nil {
 		return err
+	} else if first[0].Report == nil {
+		return errors.New("the first message is not a report")
 	}
 	start, seq, kegs := time.Now(), first[0].Report.Seq, []keg{}
 	for page := 1; ; page++ { // oldest first and never deleted, so paging misses none
@@ -42,11 +39,12 @@ func (v *venue) fullRead(ctx context.Context, in *inbox) error {
 		return err
 	}
 	defer body.Close()
-	pours, err := v.db.replace(ctx, v.name, seq, csvPours(v.name, body), kegs)
+	pours, err := v.db.replace(ctx, v.name, seq, csvPours(body), kegs)
 	if err != nil {
 		return fmt.Errorf("full read: %w", err)
 	}
 	v.seq.Store(seq)
+	v.fullNext = false
 	v.log.Info("full read", "seq", seq, "pours", pours, "kegs", len(kegs), "duration", time.Since(start))
 	return nil
 }
@@ -57,7 +55,7 @@ func (v *venue) get(ctx context.Context, path string, answer any) (io.ReadCloser
 	if err != nil {
 		return nil, err
 	}
-	req.Header = v.header()
+	req.Header = v.header.Clone()
 	resp, err := v.client.Do(req)
 	if err != nil {
 		return nil, err
@@ -76,17 +74,18 @@ func (v *venue) get(ctx context.Context, path string, answer any) (io.ReadCloser
 	return nil, nil
 }
 
-// csvPours reads the venue's CSV of pours as rows of pourColumns. Columns are found by the header's names;
-// pourId and kegId may be absent.
-func csvPours(venue string, r io.Reader) pgx.CopyFromSource {
+var csvColumns = []string{"id", "tapId", "volume", "type", "timestamp", "pourId", "kegId"} // those a full read reads
+
+// csvPours reads the venue's CSV of pours as rows of text in the order of csvColumns: a column it lacks is empty,
+// one it has besides is left out. PostgreSQL reads the text as numbers and times.
+func csvPours(r io.Reader) pgx.CopyFromSource {
 	in := csv.NewReader(r)
-	var col map[string]int
+	var col []int // by csvColumns, its column in the CSV, counting from 1; 0 when it has none
 	return pgx.CopyFromFunc(func() ([]any, error) {
 		rec, err := in.Read()
 		if err == nil && col == nil {
-			col = map[string]int{}
-			for i, name := range rec {
-				col[name] = i + 1
+			for _, name := range csvColumns {
+				col = append(col, slices.Index(rec, name)+1)
 			}
 			rec, err = in.Read()
 		}
@@ -95,25 +94,10 @@ func csvPours(venue string, r io.Reader) pgx.CopyFromSource {
 		} else if err != nil {
 			return nil, fmt.Errorf("the CSV of pours: %w", err)
 		}
-		cells := append([]string{""}, rec...) // col[name] is 0 for a column that is absent
-		cell := func(name string) string { return cells[col[name]] }
-		id, err1 := strconv.ParseInt(cell("id"), 10, 64)
-		tap, err2 := strconv.Atoi(cell("tapId"))
-		volume, err3 := strconv.ParseFloat(cell("volume"), 64)
-		at, err4 := time.Parse(time.RFC3339Nano, cell("timestamp"))
-		p := pour{ID: id, TapID: tap, Volume: volume, Type: cell("type"), Timestamp: at}
-		if s := cell("pourId"); s != "" {
-			p.PourID = &s
+		row, cells := []any{}, append([]string{""}, rec...)
+		for _, c := range col {
+			row = append(row, cells[c])
 		}
-		if s := cell("kegId"); s != "" {
-			kegID, err := strconv.ParseInt(s, 10, 64)
-			p.KegID, err1 = &kegID, cmp.Or(err1, err)
-		}
-		if err := errors.Join(err1, err2, err3, err4); err != nil || p.Type == "" {
-			line, _ := in.FieldPos(0)
-			return nil, fmt.Errorf("the CSV of pours, line %d: a pour without its id, tapId, volume, type or timestamp: %v",
-				line, err)
-		}
-		return pourRow(venue, p), nil
+		return row, nil
 	})
 }

@@ -1,6 +1,5 @@
-// The relay gathers every venue's pours and kegs into one PostgreSQL: it
-// follows each venue server's change stream from the last change it
-// applied, and applies each change exactly once.
+// The relay gathers every venue's pours and kegs into one PostgreSQL: it follows each venue server's changes from
+// the last one it applied, and applies each exactly once.
 package main
 
 import (
@@ -42,11 +41,11 @@ type config struct {
 	relayAddr string          // RELAY_ADDR: where /metrics is served, host:port; not served by default
 }
 
-// venueConfig is a venue server the relay follows: a name of letters, digits, - and _, the server's URL without
-// a trailing /, and the bearer token it reads with, if any.
-type venueConfig struct{ name, url, token string }
-
-var venueName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+// venueConfig is a venue server: a name of letters, digits, - and _, its URL, and headers with its bearer token.
+type venueConfig struct {
+	name, url string
+	header    http.Header
+}
 
 // loadConfig reads the settings; the error names every bad one.
 func loadConfig(getenv func(string) string) (cfg config, err error) {
@@ -61,7 +60,7 @@ func loadConfig(getenv func(string) string) (cfg config, err error) {
 	cfg.venues = parseVenues(getenv("VENUES"), getenv("VENUE_TOKENS"), bad)
 	if f := getenv("TLS_CA_FILE"); f != "" {
 		pem, err := os.ReadFile(f)
-		if cfg.roots, _ = x509.SystemCertPool(); cfg.roots == nil {
+		if cfg.roots, _ = x509.SystemCertPool(); cfg.roots == nil { // none in an image without CA certificates
 			cfg.roots = x509.NewCertPool()
 		}
 		if err == nil && !cfg.roots.AppendCertsFromPEM(pem) {
@@ -86,14 +85,14 @@ func parseVenues(list, tokens string, bad func(string, ...any)) (venues []venueC
 		switch {
 		case item == "":
 			bad("VENUES: list the venues as name=url,..., like bar-a=http://10.0.1.5:8338")
-		case !venueName.MatchString(name):
+		case !regexp.MustCompile(`^[A-Za-z0-9_-]+$`).MatchString(name):
 			bad("VENUES: %q: use name=url, a name of letters, digits, - and _", item)
 		case index[name] > 0:
 			bad("VENUES: %s is named twice", name)
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "":
 			bad("VENUES: %s=%q: use an http:// or https:// URL", name, raw)
 		default:
-			venues = append(venues, venueConfig{name: name, url: strings.TrimSuffix(raw, "/")})
+			venues = append(venues, venueConfig{name, strings.TrimSuffix(raw, "/"), http.Header{}})
 			index[name] = len(venues)
 		}
 	}
@@ -105,32 +104,32 @@ func parseVenues(list, tokens string, bad func(string, ...any)) (venues []venueC
 		case index[name] == 0:
 			bad("VENUE_TOKENS: %s is not one of VENUES", name)
 		default:
-			venues[index[name]-1].token = token
+			venues[index[name]-1].header.Set("Authorization", "Bearer "+token)
 		}
 	}
 	return venues
 }
 
-// run is the whole relay: it reads the settings, follows every venue until ctx ends, then stops. Tests run it
-// in-process with their own getenv.
+// run is the whole relay, until ctx ends. Tests run it in-process with their own getenv.
 func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg.database.MaxConns = max(cfg.database.MaxConns, int32(len(cfg.venues))+2) // a full read holds one a while
 	pool, err := pgxpool.NewWithConfig(ctx, cfg.database)
+	d := &db{pool: pool}
+	if err == nil {
+		defer pool.Close()
+		err = d.setup(ctx, cfg.venues)
+	}
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	defer pool.Close()
-	d := &db{pool: pool}
-	if err := d.setup(ctx, cfg.venues); err != nil {
-		return fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
-		TLSClientConfig: &tls.Config{RootCAs: cfg.roots}, TLSHandshakeTimeout: dialWait, ResponseHeaderTimeout: dialWait,
-		DialContext: (&net.Dialer{Timeout: dialWait}).DialContext}}
+	transport := http.DefaultTransport.(*http.Transport).Clone() // connects in 30s, shakes hands in 10s at most
+	transport.TLSClientConfig, transport.ResponseHeaderTimeout = &tls.Config{RootCAs: cfg.roots}, dialWait
+	client := &http.Client{Transport: transport}
 	var venues []*venue
 	for _, vc := range cfg.venues {
 		venues = append(venues, &venue{venueConfig: vc, db: d, client: client, log: log.With("venue", vc.name)})
@@ -151,7 +150,6 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	for _, v := range venues {
 		wg.Go(func() { v.follow(ctx) })
 	}
-	log.Info("relaying", "venues", len(venues))
 	wg.Wait()
 	log.Info("stopped")
 	return nil

@@ -51,9 +51,9 @@ func TestLoadConfig(t *testing.T) {
 		env  map[string]string // over good
 		want string            // the venues read, or every error
 	}{
-		{"good", nil, "[{bar-a http://10.0.1.5:8338 } {bar_B https://b.example s3cr:et}]"},
+		{"good", nil, "[{bar-a http://10.0.1.5:8338 map[]} {bar_B https://b.example map[Authorization:[Bearer s3cr:et]]}]"},
 		{"with every option", map[string]string{"TLS_CA_FILE": ca, "RELAY_ADDR": ":9338", "VENUE_TOKENS": ""},
-			"[{bar-a http://10.0.1.5:8338 } {bar_B https://b.example }]"},
+			"[{bar-a http://10.0.1.5:8338 map[]} {bar_B https://b.example map[]}]"},
 		{"nothing set", map[string]string{"DATABASE_URL": "", "VENUES": "", "VENUE_TOKENS": ""},
 			"DATABASE_URL: use a postgres:// URL, like postgres://relay:secret@db:5432/altair\n" +
 				"VENUES: list the venues as name=url,..., like bar-a=http://10.0.1.5:8338"},

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"strings"
+	"net/http/httptest"
 	"testing"
 )
 
@@ -14,8 +14,8 @@ func TestMetrics(t *testing.T) {
 	a.connected.Store(1)
 	b.seq.Store(7)
 	b.latest.Store(5) // heard before a full read of another history
-	var out strings.Builder
-	writeMetrics(&out, []*venue{a, b})
+	out := httptest.NewRecorder()
+	handleMetrics([]*venue{a, b})(out, httptest.NewRequest("GET", "/metrics", nil))
 	want := `# HELP altair_relay_seq The last change of the venue applied.
 # TYPE altair_relay_seq gauge
 altair_relay_seq{venue="bar-a"} 41
@@ -33,7 +33,7 @@ altair_relay_connected{venue="bar-b"} 0
 altair_relay_changes_total{venue="bar-a"} 12
 altair_relay_changes_total{venue="bar-b"} 0
 `
-	if out.String() != want {
-		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	if out.Body.String() != want || out.Header().Get("Content-Type") != "text/plain; version=0.0.4; charset=utf-8" {
+		t.Errorf("got %s\n%s\nwant\n%s", out.Header().Get("Content-Type"), out.Body, want)
 	}
 }

@@ -18,16 +18,12 @@ import (
 )
 
 const (
-	dialWait  = 10 * time.Second // bounds a connect, a TLS handshake, a response's headers, the first report, a pong
+	dialWait  = 10 * time.Second // bounds a connect, a TLS handshake, a response's headers and a ping's answer
 	minRetry  = time.Second      // the first wait to connect again; it doubles after each failure up to maxRetry
 	maxRetry  = time.Minute      // also how long a connection must have lasted for the wait to start over
 	pingEvery = 30 * time.Second // how often the relay asks a venue whether it is still there
 	maxBatch  = 1000             // changes applied in one transaction at most
 )
-
-// errRefused is a venue refusing the stored seq: 410, it no longer holds the changes that follow; 400, the seq is
-// past its last change, from another history. Either way only a full read tells what it holds.
-var errRefused = errors.New("the venue refuses the stored seq")
 
 // A venue is one venue server the relay follows, and what /metrics says of it.
 type venue struct {
@@ -42,10 +38,9 @@ type venue struct {
 	fullNext  bool         // the last connection found a gap: read the whole state at the next; only follow uses it
 }
 
-// follow keeps the relay connected to the venue until ctx ends, waiting longer after each failure, with jitter so
-// that venues that failed together do not retry in step.
+// follow keeps the relay connected to the venue until ctx ends, waiting longer after each failure, with jitter.
 func (v *venue) follow(ctx context.Context) {
-	for delay := minRetry; ; delay = min(2*delay, maxRetry) {
+	for delay := minRetry; ctx.Err() == nil; delay = min(2*delay, maxRetry) {
 		start := time.Now()
 		err := v.session(ctx)
 		v.connected.Store(0)
@@ -56,43 +51,32 @@ func (v *venue) follow(ctx context.Context) {
 		if ctx.Err() == nil {
 			v.log.Warn("disconnected", "err", err, "retry", wait)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		<-wctx.Done()
+		cancel()
 	}
 }
 
-// session is one connection to the venue: from the stored seq, or from a full read when there is none or the venue
-// refuses it, then live until it fails.
+// session is one connection to the venue: from the stored seq, or from a full read, then live until it fails.
 func (v *venue) session(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	after, synced, err := v.db.cursor(ctx, v.name)
 	if err != nil {
 		return fmt.Errorf("read the stored seq: %w", err)
 	}
 	v.seq.Store(after)
-	full := !synced || v.fullNext
-	c, err := v.dial(ctx, after, full)
-	if errors.Is(err, errRefused) {
-		v.log.Error("reading the venue's whole state", "after", after, "err", err)
-		full = true
-		c, err = v.dial(ctx, after, full)
-	}
+	c, full, err := v.dial(ctx, after, !synced || v.fullNext)
 	if err != nil {
 		return err
 	}
 	defer c.CloseNow()
-	in := listen(ctx, c, &v.latest)
+	in := &inbox{c: c, ready: make(chan struct{}, 1)}
+	go in.read(ctx, &v.latest)
 	v.connected.Store(1)
 	v.log.Info("connected", "after", after, "full", full, "latest", v.latest.Load(), "lag", v.lag())
 	if full {
 		if err := v.fullRead(ctx, in); err != nil {
 			return err
 		}
-		v.fullNext = false
 	}
 	start, target, applied := time.Now(), v.latest.Load(), 0
 	for caughtUp := false; ; {
@@ -106,7 +90,7 @@ func (v *venue) session(ctx context.Context) error {
 		}
 		n, seq, err := v.db.apply(ctx, v.name, batch)
 		if v.fullNext = errors.Is(err, errGap); err != nil {
-			return fmt.Errorf("apply changes up to %d: %w", batch[len(batch)-1].Seq, err)
+			return fmt.Errorf("apply: %w", err)
 		}
 		v.seq.Store(seq)
 		v.changes.Add(int64(n))
@@ -115,35 +99,30 @@ func (v *venue) session(ctx context.Context) error {
 }
 
 // dial subscribes to the venue's changes after a seq or, with full, to a report and the changes it does not count.
-func (v *venue) dial(ctx context.Context, after int64, full bool) (*websocket.Conn, error) {
+// A venue refuses a seq with 410 when it no longer holds the changes that follow, and with 400 when the seq is past
+// its last change, from another history: either way only a full read tells what it holds.
+func (v *venue) dial(ctx context.Context, after int64, full bool) (*websocket.Conn, bool, error) {
 	u := v.url + "/sockets/beers"
 	if !full {
 		var r struct{ Seq int64 }
 		if _, err := v.get(ctx, "/api/report", &r); err != nil {
-			return nil, err
+			return nil, full, err
 		}
 		v.latest.Store(r.Seq)
 		u += "?after=" + strconv.FormatInt(after, 10)
 	}
-	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: v.client, HTTPHeader: v.header(),
+	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: v.client, HTTPHeader: v.header,
 		Subprotocols: []string{"altair"}})
 	if err != nil && resp != nil && (resp.StatusCode == http.StatusGone || resp.StatusCode == http.StatusBadRequest) {
 		var answer struct{ Message string }
 		json.NewDecoder(resp.Body).Decode(&answer)
-		return nil, fmt.Errorf("%w: %s: %s", errRefused, resp.Status, answer.Message)
+		v.log.Error("seq refused, reading the whole state", "after", after, "status", resp.Status, "why", answer.Message)
+		return v.dial(ctx, after, true)
 	} else if err != nil {
-		return nil, fmt.Errorf("subscribe: %w", err)
+		return nil, full, fmt.Errorf("subscribe: %w", err)
 	}
 	c.SetReadLimit(16 << 20) // a report lists every keg on tap
-	return c, nil
-}
-
-func (v *venue) header() http.Header {
-	h := http.Header{}
-	if v.token != "" {
-		h.Set("Authorization", "Bearer "+v.token)
-	}
-	return h
+	return c, full, nil
 }
 
 func (v *venue) lag() int64 { return max(0, v.latest.Load()-v.seq.Load()) }
@@ -153,13 +132,9 @@ func decode(data []byte) (e event, err error) {
 	if err := json.Unmarshal(data, &e); err != nil {
 		return e, fmt.Errorf("not an event: %w", err)
 	}
-	switch change := e.Event == "pour" || e.Event == "deleted" || e.Event == "keg"; {
-	case change && e.Seq <= 0:
-		return e, fmt.Errorf("a %s event without a seq: the venue's server is older than the relay", e.Event)
-	case !change && e.Seq > 0:
-		return e, fmt.Errorf("change %d: unknown event %q", e.Seq, e.Event)
-	case e.Event == "report" && e.Report == nil, e.Event == "pour" && e.Beer == nil, e.Event == "keg" && e.Keg == nil:
-		return e, fmt.Errorf("change %d: a %s event without its body", e.Seq, e.Event)
+	whole, change := map[string]bool{"pour": e.Beer != nil, "deleted": true, "keg": e.Keg != nil}[e.Event]
+	if change != (e.Seq > 0) || change && !whole || e.Event == "report" && e.Report == nil {
+		return e, fmt.Errorf("a change without its seq or its body, or unknown: %.200s", data)
 	}
 	return e, nil
 }
@@ -174,32 +149,28 @@ type inbox struct {
 	ready  chan struct{} // holds a token when events or err have changed
 }
 
-// listen reads the connection into an inbox until ctx ends or the connection fails, raising latest to every seq
-// it hears of; only it raises latest while the connection lasts.
-func listen(ctx context.Context, c *websocket.Conn, latest *atomic.Int64) *inbox {
-	in := &inbox{c: c, ready: make(chan struct{}, 1)}
-	go func() {
-		for err := error(nil); err == nil; {
-			_, data, rerr := c.Read(ctx)
-			e, derr := decode(data)
-			if err = cmp.Or(rerr, derr); e.Report != nil {
-				latest.Store(max(latest.Load(), e.Report.Seq))
-			}
-			latest.Store(max(latest.Load(), e.Seq))
-			in.mu.Lock()
-			if err != nil {
-				in.err = fmt.Errorf("read: %w", err)
-			} else if e.Seq > 0 || e.Report != nil {
-				in.events = append(in.events, e)
-			}
-			in.mu.Unlock()
-			select {
-			case in.ready <- struct{}{}:
-			default:
-			}
+// read reads the connection into the inbox until the connection fails, raising latest to every seq it hears of;
+// only it raises latest while the connection lasts.
+func (in *inbox) read(ctx context.Context, latest *atomic.Int64) {
+	for err := error(nil); err == nil; {
+		_, data, rerr := in.c.Read(ctx)
+		e, derr := decode(data)
+		if err = cmp.Or(rerr, derr); e.Report != nil {
+			latest.Store(max(latest.Load(), e.Report.Seq))
 		}
-	}()
-	return in
+		latest.Store(max(latest.Load(), e.Seq))
+		in.mu.Lock()
+		if err != nil {
+			in.err = fmt.Errorf("read: %w", err)
+		} else if e.Seq > 0 || e.Report != nil {
+			in.events = append(in.events, e)
+		}
+		in.mu.Unlock()
+		select {
+		case in.ready <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // take waits for what was read and takes it, up to max, pinging the venue after each pingEvery without anything: a

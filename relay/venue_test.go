@@ -9,6 +9,7 @@ import (
 
 func TestDecode(t *testing.T) {
 	t.Parallel()
+	const cannot = "a change without its seq or its body, or unknown: "
 	tests := []struct {
 		name, message string
 		want          string // the error, if any
@@ -20,12 +21,12 @@ func TestDecode(t *testing.T) {
 			`"size":50000,"served":0,"remaining":50000,"startedAt":"2026-12-04T18:00:00.000Z"}}`, ""},
 		{"a report", `{"event":"report","report":{"total":3,"seq":41}}`, ""},
 		{"a tap", `{"event":"tap","tap":{"tapId":3,"online":true}}`, ""},
-		{"a pour without a seq", `{"event":"pour","beer":{"id":7}}`,
-			"a pour event without a seq: the venue's server is older than the relay"},
-		{"a change unknown", `{"event":"spill","seq":45}`, `change 45: unknown event "spill"`},
-		{"a pour without its beer", `{"event":"pour","seq":46}`, "change 46: a pour event without its body"},
-		{"a keg without its keg", `{"event":"keg","seq":47,"change":"low"}`, "change 47: a keg event without its body"},
-		{"a report without its report", `{"event":"report"}`, "change 0: a report event without its body"},
+		{"a pour without a seq, from an older server", `{"event":"pour","beer":{"id":7}}`,
+			cannot + `{"event":"pour","beer":{"id":7}}`},
+		{"a change unknown", `{"event":"spill","seq":45}`, cannot + `{"event":"spill","seq":45}`},
+		{"a pour without its beer", `{"event":"pour","seq":46}`, cannot + `{"event":"pour","seq":46}`},
+		{"a keg without its keg", `{"event":"keg","seq":47,"change":"low"}`, cannot + `{"event":"keg","seq":47,"change":"low"}`},
+		{"a report without its report", `{"event":"report"}`, cannot + `{"event":"report"}`},
 		{"not JSON", `beer`, "not an event: invalid character 'b' looking for beginning of value"},
 	}
 	for _, tt := range tests {
