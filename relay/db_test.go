@@ -51,7 +51,7 @@ func testDB(t testing.TB) *db {
 	}
 	t.Cleanup(pool.Close)
 	d := &db{pool: pool}
-	if err := d.setup(t.Context(), []venueConfig{{name: "bar-a", url: "http://a"}, {name: "bar-b", url: "http://b"}}); err != nil {
+	if err := d.setup(t.Context(), []venueConfig{{"bar-a", "http://a", nil}, {"bar-b", "http://b", nil}}); err != nil {
 		t.Fatalf("setup: %v", err)
 	}
 	return d
@@ -109,8 +109,8 @@ func (s state) String() string {
 func remaining(t *testing.T, d *db, venue string, kegID int64) float64 {
 	t.Helper()
 	var r float64
-	err := d.pool.QueryRow(t.Context(), `select remaining from altair_kegs where venue = $1 and id = $2`, venue, kegID).Scan(&r)
-	if err != nil {
+	row := d.pool.QueryRow(t.Context(), `select remaining from altair_kegs where venue = $1 and id = $2`, venue, kegID)
+	if err := row.Scan(&r); err != nil {
 		t.Fatalf("keg %d: %v", kegID, err)
 	}
 	return r
@@ -122,7 +122,8 @@ func TestSetupTwice(t *testing.T) {
 	if _, _, err := d.apply(t.Context(), "bar-a", []event{pourEvent(1, 1, 1, 500, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.setup(t.Context(), []venueConfig{{name: "bar-a", url: "http://moved"}, {name: "bar-c", url: "http://c"}}); err != nil {
+	again := []venueConfig{{"bar-a", "http://moved", nil}, {"bar-c", "http://c", nil}}
+	if err := d.setup(t.Context(), again); err != nil {
 		t.Fatalf("setup again: %v", err)
 	}
 	var venues, url string
@@ -154,14 +155,15 @@ func TestApply(t *testing.T) {
 		{"once", [][]event{batch}, state{3, map[int64]float64{1: -500, 2: 300}, 0}, 3, nil},
 		{"the same batch twice", [][]event{batch, batch}, state{3, map[int64]float64{1: -500, 2: 300}, 0}, 0, nil},
 		{"read again in part", [][]event{batch[:2], batch}, state{3, map[int64]float64{1: -500, 2: 300}, 0}, 1, nil},
-		{"one at a time", [][]event{batch[:1], batch[1:2], batch[2:]}, state{3, map[int64]float64{1: -500, 2: 300}, 0}, 1,
-			nil},
+		{"one at a time", [][]event{batch[:1], batch[1:2], batch[2:]},
+			state{3, map[int64]float64{1: -500, 2: 300}, 0}, 1, nil},
 		{"a delete of a pour never seen", [][]event{{deleteEvent(1, 9), pourEvent(2, 10, 2, 400, 0)}},
 			state{2, map[int64]float64{10: 400}, 0}, 2, nil},
 		{"a gap", [][]event{batch[:1], batch[2:]}, state{1, map[int64]float64{1: 500}, 0}, 0, errGap},
 		{"a gap within a batch", [][]event{{batch[0], batch[2]}}, state{0, map[int64]float64{}, 0}, 0, errGap},
-		{"a batch that fails midway", [][]event{batch[:1], {pourEvent(2, 2, 1, 300, 0), kegEvent(3, "started", 4, 0, 50000),
-			badKeg}}, state{1, map[int64]float64{1: 500}, 0}, 0, errors.New("")},
+		{"a batch that fails midway", [][]event{batch[:1],
+			{pourEvent(2, 2, 1, 300, 0), kegEvent(3, "started", 4, 0, 50000), badKeg}},
+			state{1, map[int64]float64{1: 500}, 0}, 0, errors.New("")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,7 +199,8 @@ func TestKegRemaining(t *testing.T) {
 		want    float64 // keg 4's remaining
 	}{
 		{"started", []event{kegEvent(1, "started", 4, 0, 50000)}, 50000},
-		{"three pours", []event{pourEvent(2, 1, 3, 500, 4), pourEvent(3, 2, 3, 500, 4), pourEvent(4, 3, 3, 500, 4)}, 48500},
+		{"three pours", []event{pourEvent(2, 1, 3, 500, 4), pourEvent(3, 2, 3, 500, 4), pourEvent(4, 3, 3, 500, 4)},
+			48500},
 		{"a pour of no keg", []event{pourEvent(5, 4, 1, 500, 0)}, 48500},
 		{"a pour deleted", []event{deleteEvent(6, 2)}, 49000},
 		{"corrected to 20 l", []event{kegEvent(7, "updated", 4, 1000, 20000)}, 20000},
@@ -207,7 +210,8 @@ func TestKegRemaining(t *testing.T) {
 		{"weighed empty", []event{kegEvent(12, "updated", 4, 1500, 0)}, 0},
 		{"a pour deleted gives its volume back", []event{deleteEvent(13, 5)}, 500},
 		{"poured and deleted at once", []event{pourEvent(14, 7, 3, 500, 4), deleteEvent(15, 7)}, 500},
-		{"ended by the next keg", []event{kegEvent(16, "ended", 4, 1000, 500), kegEvent(17, "started", 5, 0, 30000)}, 500},
+		{"ended by the next keg", []event{kegEvent(16, "ended", 4, 1000, 500), kegEvent(17, "started", 5, 0, 30000)},
+			500},
 	}
 	for _, s := range steps {
 		if _, _, err := d.apply(t.Context(), "bar-a", s.changes); err != nil {
@@ -270,8 +274,8 @@ func TestDaily(t *testing.T) {
 	}
 }
 
-// BenchmarkApply applies a backlog of changes (9 pours to 1 delete, on 4 kegs) a batch of maxBatch at a time, as
-// the relay does when it catches up, and reports changes applied a second.
+// BenchmarkApply applies a backlog of changes a batch of maxBatch at a time, as the relay does when it catches up,
+// and reports changes applied a second: of each 100 changes, a keg started, 89 pours from it and 10 deletes.
 func BenchmarkApply(b *testing.B) {
 	d := testDB(b)
 	seq := int64(0)
@@ -279,10 +283,13 @@ func BenchmarkApply(b *testing.B) {
 	for range b.N {
 		batch := make([]event, 0, maxBatch)
 		for range maxBatch {
-			if seq++; seq%10 == 0 {
+			switch seq++; {
+			case seq%100 == 1:
+				batch = append(batch, kegEvent(seq, "started", seq/100+1, 0, 50000))
+			case seq%10 == 0:
 				batch = append(batch, deleteEvent(seq, seq-5))
-			} else {
-				batch = append(batch, pourEvent(seq, seq, int(seq%4), 500, 1+seq%4))
+			default:
+				batch = append(batch, pourEvent(seq, seq, int(seq%4), 500, seq/100+1))
 			}
 		}
 		if _, _, err := d.apply(context.Background(), "bar-a", batch); err != nil {

@@ -51,14 +51,17 @@ func TestLoadConfig(t *testing.T) {
 		env  map[string]string // over good
 		want string            // the venues read, or every error
 	}{
-		{"good", nil, "[{bar-a http://10.0.1.5:8338 map[]} {bar_B https://b.example map[Authorization:[Bearer s3cr:et]]}]"},
+		{"good", nil,
+			"[{bar-a http://10.0.1.5:8338 map[]} {bar_B https://b.example map[Authorization:[Bearer s3cr:et]]}]"},
 		{"with every option", map[string]string{"TLS_CA_FILE": ca, "RELAY_ADDR": ":9338", "VENUE_TOKENS": ""},
 			"[{bar-a http://10.0.1.5:8338 map[]} {bar_B https://b.example map[]}]"},
 		{"nothing set", map[string]string{"DATABASE_URL": "", "VENUES": "", "VENUE_TOKENS": ""},
 			"DATABASE_URL: use a postgres:// URL, like postgres://relay:secret@db:5432/altair\n" +
 				"VENUES: list the venues as name=url,..., like bar-a=http://10.0.1.5:8338"},
-		{"not a postgres URL", map[string]string{"DATABASE_URL": "mysql://db/altair"}, "DATABASE_URL: use a postgres:// URL"},
-		{"a postgres URL that does not parse", map[string]string{"DATABASE_URL": "postgres://relay:hunter2@db:port/altair"},
+		{"not a postgres URL", map[string]string{"DATABASE_URL": "mysql://db/altair"},
+			"DATABASE_URL: use a postgres:// URL"},
+		{"a postgres URL that does not parse",
+			map[string]string{"DATABASE_URL": "postgres://relay:hunter2@db:port/altair"},
 			"DATABASE_URL: cannot parse `postgres://relay:xxxxx@db:port/altair`"},
 		{"a bad name", map[string]string{"VENUES": "bar a=http://a"},
 			`VENUES: "bar a=http://a": use name=url, a name of letters, digits, - and _`},
@@ -67,7 +70,8 @@ func TestLoadConfig(t *testing.T) {
 			`VENUES: bar-a="ws://a:8338": use an http:// or https:// URL`},
 		{"a name twice", map[string]string{"VENUES": "a=http://a,a=http://b"}, "VENUES: a is named twice"},
 		{"an empty item", map[string]string{"VENUES": "a=http://a,"}, "VENUES: list the venues as name=url"},
-		{"a token of no venue", map[string]string{"VENUE_TOKENS": "bar-c:x"}, "VENUE_TOKENS: bar-c is not one of VENUES"},
+		{"a token of no venue", map[string]string{"VENUE_TOKENS": "bar-c:x"},
+			"VENUE_TOKENS: bar-c is not one of VENUES"},
 		{"a token without a name", map[string]string{"VENUE_TOKENS": "s3cret"},
 			"VENUE_TOKENS: an item without its token: use name:token,..."},
 		{"no CA file", map[string]string{"TLS_CA_FILE": "/nonexistent.pem"},
@@ -167,7 +171,8 @@ func TestRun(t *testing.T) {
 		}
 	}
 	var venues int
-	if err := d.pool.QueryRow(t.Context(), "select count(*) from altair_venues").Scan(&venues); err != nil || venues != 3 {
+	err = d.pool.QueryRow(t.Context(), "select count(*) from altair_venues").Scan(&venues)
+	if err != nil || venues != 3 {
 		t.Errorf("%d venues listed, %v; want 3 (bar-a and bar-b from the test's setup, bar-c from run)", venues, err)
 	}
 	stop()

@@ -116,7 +116,7 @@ func (v *venue) dial(ctx context.Context, after int64, full bool) (*websocket.Co
 	if err != nil && resp != nil && (resp.StatusCode == http.StatusGone || resp.StatusCode == http.StatusBadRequest) {
 		var answer struct{ Message string }
 		json.NewDecoder(resp.Body).Decode(&answer)
-		v.log.Error("seq refused, reading the whole state", "after", after, "status", resp.Status, "why", answer.Message)
+		v.log.Error("seq refused, reading it all", "after", after, "status", resp.Status, "why", answer.Message)
 		return v.dial(ctx, after, true)
 	} else if err != nil {
 		return nil, full, fmt.Errorf("subscribe: %w", err)

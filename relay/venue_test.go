@@ -25,7 +25,8 @@ func TestDecode(t *testing.T) {
 			cannot + `{"event":"pour","beer":{"id":7}}`},
 		{"a change unknown", `{"event":"spill","seq":45}`, cannot + `{"event":"spill","seq":45}`},
 		{"a pour without its beer", `{"event":"pour","seq":46}`, cannot + `{"event":"pour","seq":46}`},
-		{"a keg without its keg", `{"event":"keg","seq":47,"change":"low"}`, cannot + `{"event":"keg","seq":47,"change":"low"}`},
+		{"a keg without its keg", `{"event":"keg","seq":47,"change":"low"}`,
+			cannot + `{"event":"keg","seq":47,"change":"low"}`},
 		{"a report without its report", `{"event":"report"}`, cannot + `{"event":"report"}`},
 		{"not JSON", `beer`, "not an event: invalid character 'b' looking for beginning of value"},
 	}
