@@ -324,3 +324,19 @@ func BenchmarkReplace(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(pours)*b.N)/b.Elapsed().Seconds(), "pours/s")
 }
+
+// FuzzCSVPours checks that no CSV makes csvPours panic, and that every row it reads has a cell for each column.
+func FuzzCSVPours(f *testing.F) {
+	f.Add("id,tapId,volume,type,timestamp,pourId,kegId,beverage\n7,3,500,pint,2026-12-04T18:00:00.000Z,m3-118,4,Pils\n")
+	f.Add("tapId,id\n1,2\n")
+	f.Add("\n\n")
+	f.Add(`"a""b",c` + "\n1,2\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		src := csvPours(strings.NewReader(text))
+		for src.Next() {
+			if row, err := src.Values(); err != nil || len(row) != len(csvColumns) {
+				t.Errorf("a row of %d cells, %v; want %d", len(row), err, len(csvColumns))
+			}
+		}
+	})
+}

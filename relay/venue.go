@@ -132,6 +132,9 @@ func decode(data []byte) (e event, err error) {
 	if err := json.Unmarshal(data, &e); err != nil {
 		return e, fmt.Errorf("not an event: %w", err)
 	}
+	if e.Event == "report" || e.Event == "tap" {
+		e.Seq = 0 // not a change: a report tells the last change it counts inside it
+	}
 	whole, change := map[string]bool{"pour": e.Beer != nil, "deleted": true, "keg": e.Keg != nil}[e.Event]
 	if change != (e.Seq > 0) || change && !whole || e.Event == "report" && e.Report == nil {
 		return e, fmt.Errorf("a change without its seq or its body, or unknown: %.200s", data)

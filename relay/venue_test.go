@@ -20,6 +20,7 @@ func TestDecode(t *testing.T) {
 		{"a keg", `{"event":"keg","seq":44,"change":"started","keg":{"id":4,"tapId":3,"beverage":{"name":"Pils"},` +
 			`"size":50000,"served":0,"remaining":50000,"startedAt":"2026-12-04T18:00:00.000Z"}}`, ""},
 		{"a report", `{"event":"report","report":{"total":3,"seq":41}}`, ""},
+		{"a report with its seq outside too", `{"event":"report","seq":41,"report":{"total":3,"seq":41}}`, ""},
 		{"a tap", `{"event":"tap","tap":{"tapId":3,"online":true}}`, ""},
 		{"a pour without a seq, from an older server", `{"event":"pour","beer":{"id":7}}`,
 			cannot + `{"event":"pour","beer":{"id":7}}`},
@@ -78,4 +79,24 @@ func TestInboxTake(t *testing.T) {
 	if _, err := (&inbox{ready: make(chan struct{}, 1)}).take(ctx, 3); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("take from an empty inbox: %v; want the context's deadline", err)
 	}
+}
+
+// FuzzDecode checks that no message makes decode panic, and that a change it lets through has what applying needs.
+func FuzzDecode(f *testing.F) {
+	f.Add(`{"event":"pour","seq":42,"beer":{"id":7,"tapId":3,"volume":500,"type":"pint","timestamp":"2026-12-04T18:00:00Z"}}`)
+	f.Add(`{"event":"deleted","seq":43,"id":7}`)
+	f.Add(`{"event":"keg","seq":44,"change":"low","keg":{"id":4,"beverage":{"name":"Pils"}}}`)
+	f.Add(`{"event":"report","report":{"seq":41}}`)
+	f.Add(`{"event":"tap","tap":{"tapId":3}}`)
+	f.Fuzz(func(t *testing.T, message string) {
+		e, err := decode([]byte(message))
+		if err != nil {
+			return
+		}
+		if e.Seq > 0 && (e.Event == "pour" && e.Beer == nil || e.Event == "keg" && e.Keg == nil) ||
+			e.Seq > 0 && e.Event != "pour" && e.Event != "deleted" && e.Event != "keg" ||
+			e.Event == "report" && e.Report == nil {
+			t.Errorf("decode let %q through as %+v", message, e)
+		}
+	})
 }
