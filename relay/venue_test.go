@@ -83,7 +83,8 @@ func TestInboxTake(t *testing.T) {
 
 // FuzzDecode checks that no message makes decode panic, and that a change it lets through has what applying needs.
 func FuzzDecode(f *testing.F) {
-	f.Add(`{"event":"pour","seq":42,"beer":{"id":7,"tapId":3,"volume":500,"type":"pint","timestamp":"2026-12-04T18:00Z"}}`)
+	f.Add(`{"event":"pour","seq":42,"beer":{"id":7,"tapId":3,"volume":500,"type":"pint",` +
+		`"timestamp":"2026-12-04T18:00:00Z"}}`)
 	f.Add(`{"event":"deleted","seq":43,"id":7}`)
 	f.Add(`{"event":"keg","seq":44,"change":"low","keg":{"id":4,"beverage":{"name":"Pils"}}}`)
 	f.Add(`{"event":"report","report":{"seq":41}}`)
