@@ -26,11 +26,14 @@ func (v *venue) fullRead(ctx context.Context, in *inbox) error {
 	}
 	start, seq, kegs := time.Now(), first[0].Report.Seq, []keg{}
 	for page := 1; ; page++ { // oldest first and never deleted, so paging misses none
-		var answer struct{ Kegs []keg }
+		var answer struct {
+			Kegs  []keg
+			Total int
+		}
 		if _, err := v.get(ctx, fmt.Sprintf("/api/kegs?page=%d&page_size=%d", page, maxBatch), &answer); err != nil {
 			return err
 		}
-		if kegs = append(kegs, answer.Kegs...); len(answer.Kegs) < maxBatch {
+		if kegs = append(kegs, answer.Kegs...); len(answer.Kegs) == 0 || len(kegs) >= answer.Total {
 			break
 		}
 	}
