@@ -713,7 +713,8 @@ func BenchmarkCatchUp(b *testing.B) {
 			wg.Wait()
 			seq := v.seq(b)
 			var took time.Duration
-			for range b.N {
+			runs := 0
+			for ; b.Loop(); runs++ { // the setup above runs once
 				_, err := d.pool.Exec(b.Context(), `truncate altair_pours, altair_kegs;
 					update altair_venues set seq = 0, synced_at = now() where venue = 'bar-a'`)
 				if err != nil {
@@ -725,7 +726,7 @@ func BenchmarkCatchUp(b *testing.B) {
 				took += time.Since(start)
 				relay.kill(b)
 			}
-			b.ReportMetric(float64(seq*int64(b.N))/took.Seconds(), "changes/s")
+			b.ReportMetric(float64(seq*int64(runs))/took.Seconds(), "changes/s")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
@@ -744,7 +745,8 @@ func BenchmarkFullRead(b *testing.B) {
 	var report struct{ Seq, Total int }
 	v.get(b, "/api/report", &report)
 	var took, total time.Duration
-	for range b.N {
+	runs := 0
+	for ; b.Loop(); runs++ { // the setup above runs once
 		_, err := d.pool.Exec(b.Context(), `truncate altair_pours, altair_kegs;
 			update altair_venues set seq = 0, synced_at = null where venue = 'bar-a'`)
 		if err != nil {
@@ -766,8 +768,8 @@ func BenchmarkFullRead(b *testing.B) {
 		took += duration
 		relay.kill(b)
 	}
-	b.ReportMetric(took.Seconds()/float64(b.N), "s/fullread")
-	b.ReportMetric(float64(report.Total*b.N)/took.Seconds(), "pours/s")
-	b.ReportMetric(total.Seconds()/float64(b.N), "s/total")
+	b.ReportMetric(took.Seconds()/float64(runs), "s/fullread")
+	b.ReportMetric(float64(report.Total*runs)/took.Seconds(), "pours/s")
+	b.ReportMetric(total.Seconds()/float64(runs), "s/total")
 	b.ReportMetric(0, "ns/op")
 }
