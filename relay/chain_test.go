@@ -138,7 +138,7 @@ func (v *testVenue) changeKeg(ctx context.Context, r *rand.Rand) error {
 	if id == 0 {
 		return nil
 	}
-	path, body := fmt.Sprintf("/api/kegs/%d", id), ""
+	method, path, body := "PATCH", fmt.Sprintf("/api/kegs/%d", id), ""
 	switch r.IntN(4) {
 	case 0:
 		body = fmt.Sprintf(`{"remaining":%g}`, float64(r.IntN(50001))/10) // within the smallest size
@@ -147,12 +147,11 @@ func (v *testVenue) changeKeg(ctx context.Context, r *rand.Rand) error {
 	case 2:
 		body = fmt.Sprintf(`{"remaining":%d,"lowAt":%g}`, r.IntN(5001), float64(r.IntN(400))/10)
 	default:
-		path += "/end"
+		method, path = "POST", path+"/end"
 	}
-	method := map[bool]string{true: "PATCH", false: "POST"}[body != ""]
-	err := v.change(ctx, method, path, body, http.StatusOK, nil)
-	if err != nil && strings.Contains(err.Error(), "409") {
-		return nil // it had ended
+	status, answer, err := v.do(ctx, method, path, body)
+	if err == nil && status != http.StatusOK && status != http.StatusConflict { // 409: it had ended
+		err = fmt.Errorf("%s %s %s: %d %s; want 200, or 409 if it had ended", method, path, body, status, answer)
 	}
 	return err
 }
