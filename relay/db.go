@@ -157,10 +157,11 @@ func queueKeg(b *pgx.Batch, venue string, k keg, started bool) {
 		k.Remaining, level, k.LowAt, k.StartedAt, k.EndedAt, exact)
 }
 
-// queueSettle works out what is left in the kegs given and in those of the pours given, from their level and pours.
+// queueSettle works out what is left in the kegs given and in those of the pours given, from their level and pours:
+// as the venue does, never below 0 nor above the keg's size.
 func queueSettle(b *pgx.Batch, venue string, kegs, pours []int64) {
-	b.Queue(`update altair_kegs k set remaining = greatest(0, k.level - coalesce((select sum(p.volume)
-			from altair_pours p where p.venue = k.venue and p.keg_id = k.id and p.deleted_at is null), 0))
+	b.Queue(`update altair_kegs k set remaining = least(k.size, greatest(0, k.level - coalesce((select sum(p.volume)
+			from altair_pours p where p.venue = k.venue and p.keg_id = k.id and p.deleted_at is null), 0)))
 		where k.venue = $1 and (k.id = any($2) or k.id in (select keg_id from altair_pours where venue = $1
 			and id = any($3)))`,
 		venue, kegs, pours)
