@@ -21,9 +21,9 @@ type pour struct {
 	Tap    int64   `json:"tapId"`            // the tap that poured it, from 1
 	Volume float64 `json:"volume"`           // millilitres, from minVolume to maxVolume
 	Glass  glass   `json:"type"`             // worked out from the volume
-	Keg    int32   `json:"kegId,omitempty"`  // the keg on its tap when it was stored, or 0; beside Glass, in 56 bytes
 	At     stamp   `json:"timestamp"`        // when it was stored
 	PourID string  `json:"pourId,omitempty"` // the tap's own name for it, or ""
+	Keg    int64   `json:"kegId,omitempty"`  // the keg on its tap when it was stored, or 0
 }
 
 // A stamp is a time in Unix milliseconds; in JSON 2026-11-28T21:04:05.123Z.
@@ -223,10 +223,10 @@ func handleCSV(s *store) apiFunc {
 				at, _ := p.At.MarshalText()
 				keg := ""
 				if p.Keg != 0 {
-					keg = strconv.Itoa(int(p.Keg))
+					keg = strconv.FormatInt(p.Keg, 10)
 				}
 				out.Write([]string{strconv.FormatInt(p.ID, 10), strconv.FormatInt(p.Tap, 10), formatML(p.Volume),
-					p.Glass.String(), string(at), p.PourID, keg, beverages[int64(p.Keg)]})
+					p.Glass.String(), string(at), p.PourID, keg, beverages[p.Keg]})
 			}
 			after = chunk[len(chunk)-1].ID
 		}

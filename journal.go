@@ -508,7 +508,7 @@ func (j *journal) checkPour(p *pour, lastPour int64) error {
 		return fmt.Errorf("pour id %d comes after pour %d: ids must ascend", p.ID, lastPour)
 	case p.PourID != "" && !validPourID(p.PourID):
 		return fmt.Errorf("pour %d: invalid pourId %q", p.ID, p.PourID)
-	case p.Keg != 0 && j.store.keg(int64(p.Keg)) == nil:
+	case p.Keg != 0 && j.store.keg(p.Keg) == nil:
 		return fmt.Errorf("pour %d: keg %d was never put on a tap", p.ID, p.Keg)
 	}
 	if g, ok := classify(p.Volume); !ok || g != p.Glass {

@@ -247,7 +247,7 @@ func (s *store) view(k *keg) kegView {
 	now := stamp(s.now().UnixMilli())
 	if t := s.taps[k.Tap]; t != nil && !s.loading {
 		for i := len(t.all) - 1; i >= 0 && s.pours[t.all[i]].At >= now-stamp(time.Hour.Milliseconds()); i-- {
-			if p := s.pours[t.all[i]]; int64(p.Keg) == k.ID {
+			if p := s.pours[t.all[i]]; p.Keg == k.ID {
 				recent += microlitres(p.Volume)
 			}
 		}
@@ -266,9 +266,9 @@ func (s *store) keg(id int64) *keg {
 
 // kegOn returns the id of the keg on tap, or 0. The caller holds mu or is
 // the journal's writer.
-func (s *store) kegOn(tap int64) int32 {
+func (s *store) kegOn(tap int64) int64 {
 	if k := s.onTap[tap]; k != nil {
-		return int32(k.ID)
+		return k.ID
 	}
 	return 0
 }
@@ -395,7 +395,7 @@ func (s *store) matching(f filter) []int32 {
 			return nil
 		}
 		f.keg, f.tap = 0, k.Tap
-		return slices.DeleteFunc(slices.Clone(s.matching(f)), func(i int32) bool { return int64(s.pours[i].Keg) != k.ID })
+		return slices.DeleteFunc(slices.Clone(s.matching(f)), func(i int32) bool { return s.pours[i].Keg != k.ID })
 	}
 	x := &s.stored
 	if f.tap != 0 {
