@@ -14,8 +14,8 @@ import (
 	"strings"
 )
 
-// An auth knows the tokens. With none configured it is off and every caller may do everything; once any is,
-// pouring, deleting and subscribing need one. Reading stays public.
+// An auth knows the tokens. With none configured it is off and every caller may do everything; once any is, pouring,
+// deleting and subscribing need one. Reading stays public.
 type auth struct {
 	tokens map[[sha256.Size]byte]caller // by the token's hash, so that no token is kept or compared
 }
@@ -138,9 +138,9 @@ func bearer(r *http.Request) string {
 	return strings.TrimSpace(token)
 }
 
-// caller returns who sent r: a bearer token in the Authorization header or, for a WebSocket (browsers cannot
-// set headers on one), the subprotocol token.<token> or the token query parameter. Without a known token it is
-// a 401, unless auth is off.
+// caller returns who sent r: a bearer token in the Authorization header or, for a WebSocket (browsers cannot set
+// headers on one), the subprotocol token.<token> or the token query parameter. Without a known token it is a 401,
+// unless auth is off.
 func (a *auth) caller(w http.ResponseWriter, r *http.Request, ws bool) (caller, error) {
 	if len(a.tokens) == 0 {
 		return caller{admin: true}, nil
@@ -181,8 +181,8 @@ func (who caller) mayPour(tap int64) error {
 	return errorf(http.StatusForbidden, "tap %d's token may pour only for tap %d, not for tap %d", who.tap, who.tap, tap)
 }
 
-// admin is nil when r comes from the admin, who alone may do action (delete pours, change kegs), or the 401 or
-// 403 to answer; a screen is told to do instead with the admin token.
+// admin is nil when r comes from the admin, who alone may do action (delete pours, change kegs), or the 401 or 403 to
+// answer; a screen is told to do instead with the admin token.
 func (a *auth) admin(w http.ResponseWriter, r *http.Request, instead, action string) error {
 	who, err := a.caller(w, r, false)
 	switch {
@@ -194,10 +194,10 @@ func (a *auth) admin(w http.ResponseWriter, r *http.Request, instead, action str
 	return errorf(http.StatusForbidden, "only the admin token may %s, not tap %d's", action, who.tap)
 }
 
-// checkOrigin refuses a browser on another web origin, unless patterns allow it, to subscribe or to change
-// anything: a page elsewhere must not pour or delete in the name of whoever views it. Requests without an Origin
-// header (curl, taps, other programs) pass. Patterns match the origin's host as path.Match does, or its
-// scheme://host when they contain "://".
+// checkOrigin refuses a browser on another web origin, unless patterns allow it, to subscribe or to change anything:
+// a page elsewhere must not pour or delete in the name of whoever views it. Requests without an Origin header (curl,
+// taps, other programs) pass. Patterns match the origin's host as path.Match does, or its scheme://host when they
+// contain "://".
 func checkOrigin(patterns []string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		safe := (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path != "/sockets/beers"

@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// A pour is one beer a tap poured: what the tap sent and what the server added when it stored it. It is the
-// API's beer, the journal's record and the event's payload alike.
+// A pour is one beer a tap poured: what the tap sent and what the server added when it stored it. It is the API's
+// beer, the journal's record and the event's payload alike.
 type pour struct {
 	ID     int64   `json:"id"`               // given by the journal: 1, 2, 3, ... never reused
 	Tap    int64   `json:"tapId"`            // the tap that poured it, from 1
@@ -43,8 +43,8 @@ const maxPourID = 64 // the longest pourId taken
 
 var pourShape = shape{noun: "pour", example: `{"tapId":1,"volume":500}`, names: []string{"tapId", "volume", "pourId"}}
 
-// parsePour reads a pour from a POST body: 400 when it is not one JSON object of a pour's fields with the right
-// JSON types, 422 naming every value out of range.
+// parsePour reads a pour from a POST body: 400 when it is not one JSON object of a pour's fields with the right JSON
+// types, 422 naming every value out of range.
 func parsePour(body []byte) (pour, error) {
 	f, err := pourShape.parse(body)
 	if err != nil {
@@ -198,9 +198,9 @@ func handleList(s *store) apiFunc {
 	}
 }
 
-// handleCSV answers every pour that the query's filters match, in id order, as CSV for a spreadsheet. It
-// locks the store for a chunk of pours at a time, so pours keep coming while a year is exported, and holds
-// no more than a chunk in memory.
+// handleCSV answers every pour that the query's filters match, in id order, as CSV for a spreadsheet. It locks the
+// store for a chunk of pours at a time, so pours keep coming while a year is exported, and holds no more than a chunk
+// in memory.
 func handleCSV(s *store) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		f, _, _, err := parseQuery(r.URL.Query())

@@ -31,8 +31,8 @@ func (g *glass) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Volume bounds in millilitres, as in the original server: a half holds 100 to 300 ml, a pint more than 300
-// up to 800, a stein more than 800 up to 1000.
+// Volume bounds in millilitres, as in the original server: a half holds 100 to 300 ml, a pint more than 300 up to
+// 800, a stein more than 800 up to 1000.
 const (
 	minVolume = 100
 	maxHalf   = 300
@@ -40,8 +40,8 @@ const (
 	maxVolume = 1000
 )
 
-// classify returns the glass that a pour of ml millilitres filled, and false when no glass holds that volume
-// (NaN and infinities included).
+// classify returns the glass that a pour of ml millilitres filled, and false when no glass holds that volume (NaN and
+// infinities included).
 func classify(ml float64) (glass, bool) {
 	switch {
 	case math.IsNaN(ml) || ml < minVolume || ml > maxVolume:

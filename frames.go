@@ -8,10 +8,10 @@ import (
 	"net/http"
 )
 
-// The fast path. Rather than the library's conn.Write, which would frame and copy each event once a subscriber,
-// the hub frames each event once (frame) and shares the bytes among every queue; each subscriber's goroutine
-// writes all the frames waiting for it in one call to the connection under the library (write). BENCHMARKS.md
-// has what that buys. It is sound because of five facts:
+// The fast path. Rather than the library's conn.Write, which would frame and copy each event once a subscriber, the
+// hub frames each event once (frame) and shares the bytes among every queue; each subscriber's goroutine writes all
+// the frames waiting for it in one call to the connection under the library (write). BENCHMARKS.md has what that
+// buys. It is sound because of five facts:
 //
 //  1. Each Write is whole: a net.Conn writes all of one Write, or of one net.Buffers writev, before another
 //     Write on it begins, and a tls.Conn all of one Write; every frame is inside one Write, so none is split.
@@ -21,8 +21,8 @@ import (
 //  4. No extension is negotiated (handleSubscribe disables compression): a plain text frame is all a message needs.
 //  5. A server's frames are unmasked and final, which frame makes them.
 //
-// TestFramesStayWholeUnderPings checks them: pings every millisecond while thousands of events flow to a client
-// that parses every frame strictly.
+// TestFramesStayWholeUnderPings checks them: pings every millisecond while thousands of events flow to a client that
+// parses every frame strictly.
 
 // frame returns e as an unmasked WebSocket text frame (RFC 6455, 5.2).
 func frame(e event) []byte {
@@ -39,16 +39,16 @@ func frame(e event) []byte {
 	return append(f, msg...)
 }
 
-// write writes frames to the connection in one call. Writing to a peer that stopped reading blocks until the
-// hub, as events pile up meanwhile, drops the subscriber and closes it.
+// write writes frames to the connection in one call. Writing to a peer that stopped reading blocks until the hub, as
+// events pile up meanwhile, drops the subscriber and closes it.
 func (s *subscriber) write(frames [][]byte) error {
 	bufs := net.Buffers(frames)
 	_, err := bufs.WriteTo(s.raw)
 	return err
 }
 
-// hijacker keeps the connection that websocket.Accept takes over, and gives the library small buffers: it writes
-// only control frames, so 256 bytes are enough (fact 2), where net/http's are 4 KiB each.
+// hijacker keeps the connection that websocket.Accept takes over, and gives the library small buffers: it writes only
+// control frames, so 256 bytes are enough (fact 2), where net/http's are 4 KiB each.
 type hijacker struct {
 	http.ResponseWriter
 	conn net.Conn

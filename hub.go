@@ -18,9 +18,8 @@ import (
 	"github.com/coder/websocket"
 )
 
-// Subscriber limits. A subscriber is cut off once maxQueue events wait for
-// it; with what the kernel holds for it (sendBuffer here, about as much at
-// the peer) that is at most a few thousand events it has not taken.
+// Subscriber limits. A subscriber is cut off once maxQueue events wait for it; with what the kernel holds for it
+// (sendBuffer here, about as much at the peer) that is at most a few thousand events it has not taken.
 const (
 	maxQueue   = 1024             // events that may wait for one subscriber
 	sendBuffer = 32 << 10         // SO_SNDBUF of a subscriber's socket, in bytes
@@ -44,17 +43,13 @@ type event struct {
 	Tap    *tapStatus `json:"tap,omitempty"`
 }
 
-// A hub fans events out to subscribers. One goroutine owns the set of
-// subscribers, as in gorilla/websocket's chat example; each subscriber has
-// a bounded queue and a goroutine that writes it, as in coder/websocket's.
-// Publishing never waits for a subscriber: one whose queue is full is
-// closed with 1008.
+// A hub fans events out to subscribers. One goroutine owns the set of subscribers, as in gorilla/websocket's chat
+// example; each subscriber has a bounded queue and a goroutine that writes it, as in coder/websocket's. Publishing
+// never waits for a subscriber: one whose queue is full is closed with 1008.
 //
-// Events and joins come through one channel, in the order the store made
-// them (see store.mu), so every subscriber's stream is consistent. A tap's
-// subscriber gets every event but its own pours, unless it asks for them.
-// Every subscriber is told when a tap goes online (its first subscriber
-// joins) or offline (its last leaves).
+// Events and joins come through one channel, in the order the store made them (see store.mu), so every subscriber's
+// stream is consistent. A tap's subscriber gets every event but its own pours, unless it asks for them. Every
+// subscriber is told when a tap goes online (its first subscriber joins) or offline (its last leaves).
 type hub struct {
 	store    *store        // the pours that reports count
 	interval time.Duration // REPORT_INTERVAL: how often every subscriber gets a report; 0 never
@@ -89,8 +84,8 @@ func newHub(s *store, interval, ping time.Duration, log *slog.Logger, now func()
 		stream: make(chan message, maxBatch), done: make(chan struct{})}
 }
 
-// run delivers the stream until ctx ends, then closes every subscriber
-// with 1001. Meanwhile every subscriber gets a report each interval.
+// run delivers the stream until ctx ends, then closes every subscriber with 1001. Meanwhile every subscriber gets a
+// report each interval.
 func (h *hub) run(ctx context.Context) {
 	defer close(h.done)
 	if h.interval > 0 {
@@ -121,9 +116,8 @@ func (h *hub) run(ctx context.Context) {
 	}
 }
 
-// broadcast queues each event for every subscriber that takes it. One too
-// slow to take it is dropped once the others have it; that may take its
-// tap offline, which is one more event to broadcast.
+// broadcast queues each event for every subscriber that takes it. One too slow to take it is dropped once the others
+// have it; that may take its tap offline, which is one more event to broadcast.
 func (h *hub) broadcast(subs map[*subscriber]struct{}, events ...outgoing) {
 	for len(events) > 0 {
 		e := events[0]
@@ -148,9 +142,8 @@ func (h *hub) broadcast(subs map[*subscriber]struct{}, events ...outgoing) {
 	}
 }
 
-// online counts s, if a tap's, in (1) or out (-1) of its tap's
-// subscribers, and returns the event to send if that takes the tap online
-// or offline.
+// online counts s, if a tap's, in (1) or out (-1) of its tap's subscribers, and returns the event to send if that
+// takes the tap online or offline.
 func (h *hub) online(s *subscriber, by int) []outgoing {
 	if s.tap == 0 {
 		return nil
@@ -162,9 +155,8 @@ func (h *hub) online(s *subscriber, by int) []outgoing {
 	return []outgoing{{frame: frame(event{Event: "tap", Tap: &status})}}
 }
 
-// publish puts e in the stream, unless no one is subscribed. The store
-// calls it under its lock. It waits only when the hub is maxBatch events
-// behind.
+// publish puts e in the stream, unless no one is subscribed. The store calls it under its lock. It waits only when
+// the hub is maxBatch events behind.
 func (h *hub) publish(e event) {
 	if h.connected() == 0 {
 		return
@@ -211,9 +203,8 @@ func (h *hub) sendReports(ctx context.Context) {
 	}
 }
 
-// join puts s in the stream, and serves it. Its first events are the
-// changes after the one it resumes after, or else a report of the store.
-// s is counted first, so that the store publishes every event after those.
+// join puts s in the stream, and serves it. Its first events are the changes after the one it resumes after, or else
+// a report of the store. s is counted first, so that the store publishes every event after those.
 func (h *hub) join(s *subscriber) {
 	h.conns.Add(1)
 	h.kind(s).Add(1)
@@ -224,7 +215,7 @@ func (h *hub) join(s *subscriber) {
 		}
 	})
 	if !held {
-		s.drop(websocket.StatusPolicyViolation, "the changes after the one asked for are no longer held: read the whole state again")
+		s.drop(websocket.StatusPolicyViolation, "the changes after yours are no longer held: read the whole state again")
 	}
 	h.log.Info("subscriber connected", "remote", s.remote, "tap", s.tap, "screen", s.screen)
 	go func() {
@@ -257,8 +248,26 @@ type subscriber struct {
 	closing *websocket.CloseError // set once the hub drops the subscriber
 }
 
-// takes reports whether s is sent e: a tap is not sent its own pours,
-// unless it asked for them.
+// catchUp writes the backlog, a chunk at a time, and lets it go.
+func (s *subscriber) catchUp() error {
+	for len(s.backlog) > 0 {
+		n := min(len(s.backlog), 512)
+		var frames [][]byte
+		for _, e := range s.backlog[:n] {
+			if s.takes(e) {
+				frames = append(frames, frame(e))
+			}
+		}
+		if err := s.write(frames); err != nil {
+			return err
+		}
+		s.backlog = s.backlog[n:]
+	}
+	s.backlog = nil
+	return nil
+}
+
+// takes reports whether s is sent e: a tap is not sent its own pours, unless it asked for them.
 func (s *subscriber) takes(e event) bool {
 	return e.Pour == nil || e.Pour.Tap != s.tap || s.own
 }
@@ -275,8 +284,7 @@ func (s *subscriber) push(f []byte) bool {
 	return ok
 }
 
-// drop has s close with code once it has written what waits, or without a
-// close frame after closeWait.
+// drop has s close with code once it has written what waits, or without a close frame after closeWait.
 func (s *subscriber) drop(code websocket.StatusCode, reason string) {
 	s.mu.Lock()
 	s.closing = &websocket.CloseError{Code: code, Reason: reason}
@@ -292,11 +300,9 @@ func (s *subscriber) signal() {
 	}
 }
 
-// serve writes events to the subscriber until the peer leaves, a write
-// fails or the hub drops it. The connection's only other goroutine reads:
-// it answers pings, notices the peer's close, and closes with 1008 a
-// subscriber that sends a message (as the library's CloseRead would, but
-// at once rather than 15 s later).
+// serve writes events to the subscriber until the peer leaves, a write fails or the hub drops it. The connection's
+// only other goroutine reads: it answers pings, notices the peer's close, and closes with 1008 a subscriber that
+// sends a message (as the library's CloseRead would, but at once rather than 15 s later).
 func (s *subscriber) serve(pingEvery time.Duration) error {
 	defer s.conn.CloseNow()
 	ctx, leave := context.WithCancelCause(context.Background())
@@ -308,18 +314,8 @@ func (s *subscriber) serve(pingEvery time.Duration) error {
 		}
 		leave(err)
 	}()
-	for len(s.backlog) > 0 {
-		n := min(len(s.backlog), 512)
-		var frames [][]byte
-		for _, e := range s.backlog[:n] {
-			if s.takes(e) {
-				frames = append(frames, frame(e))
-			}
-		}
-		if err := s.write(frames); err != nil {
-			return err
-		}
-		s.backlog = s.backlog[n:]
+	if err := s.catchUp(); err != nil {
+		return err
 	}
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
@@ -358,9 +354,8 @@ func (s *subscriber) serve(pingEvery time.Duration) error {
 	}
 }
 
-// handleSubscribe upgrades a request to a WebSocket that receives every
-// event. It answers a request that is not a WebSocket handshake with a JSON
-// error, as every endpoint does.
+// handleSubscribe upgrades a request to a WebSocket that receives every event. It answers a request that is not a
+// WebSocket handshake with a JSON error, as every endpoint does.
 func handleSubscribe(h *hub, a *auth) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		who, err := a.caller(w, r, true)
@@ -386,8 +381,8 @@ func handleSubscribe(h *hub, a *auth) apiFunc {
 			return nil
 		}
 		c.SetReadLimit(readLimit)
-		// A peer that stops reading must fill its queue soon, rather than
-		// the megabytes a loopback socket would buffer for it.
+		// A peer that stops reading must fill its queue soon, rather than the megabytes a loopback socket would
+		// buffer for it.
 		raw := hj.conn
 		if tc, ok := raw.(*tls.Conn); ok {
 			raw = tc.NetConn()
@@ -401,9 +396,8 @@ func handleSubscribe(h *hub, a *auth) apiFunc {
 	}
 }
 
-// subscribeAs reads what the query asks to subscribe as: the tap (0 for a
-// screen; by default the tap whose token who holds) and whether it wants
-// its own pours too.
+// subscribeAs reads what the query asks to subscribe as: the tap (0 for a screen; by default the tap whose token who
+// holds) and whether it wants its own pours too.
 func subscribeAs(r *http.Request, who caller, a *auth) (tap int64, own bool, err error) {
 	q := r.URL.Query()
 	tap = who.tap
@@ -424,9 +418,8 @@ func subscribeAs(r *http.Request, who caller, a *auth) (tap int64, own bool, err
 	return tap, q.Get("own") == "1", nil
 }
 
-// resumeAfter reads the change that the query's after asks to resume
-// after, if any: 410 when the store no longer holds the changes after it,
-// 400 when the store has not made it.
+// resumeAfter reads the change that the query's after asks to resume after, if any: 410 when the store no longer
+// holds the changes after it, 400 when the store has not made it.
 func resumeAfter(r *http.Request, s *store) (*int64, error) {
 	q := r.URL.Query()
 	if !q.Has("after") {

@@ -36,8 +36,8 @@ const (
 //	{"op":"lastId","id":912}       the highest pour id issued so far (compaction writes this first)
 //	{"op":"seq","seq":4051}        the number of the last change (compaction writes this last)
 //
-// The store numbers the changes a record stands for as it applies them
-// (store.apply), so a replay numbers them as they were numbered live.
+// The store numbers the changes a record stands for as it applies them (store.apply), so a replay numbers them as
+// they were numbered live.
 type record struct {
 	Op   string    `json:"op"`
 	ID   int64     `json:"id,omitempty"`
@@ -47,12 +47,10 @@ type record struct {
 	Seq  int64     `json:"seq,omitempty"`
 }
 
-// A journal decides every change, records it in the journal file and
-// applies it to the store. A writer goroutine takes every change that
-// waits, decides each, writes their records and fsyncs once (group
-// commit), and only then applies them to the store, which publishes their
-// events, and answers them: nothing is acknowledged or broadcast before it
-// is on disk.
+// A journal decides every change, records it in the journal file and applies it to the store. A writer goroutine
+// takes every change that waits, decides each, writes their records and fsyncs once (group commit), and only then
+// applies them to the store, which publishes their events, and answers them: nothing is acknowledged or broadcast
+// before it is on disk.
 type journal struct {
 	path    string           // the journal file, or "" to keep nothing on disk
 	store   *store           // where committed changes are applied
@@ -92,8 +90,8 @@ const (
 	notFound                    // no stored pour, or no keg, has that id
 )
 
-// A change is one request to the journal and, once done is closed, its
-// outcome: a pour, a delete, a keg put on tap, or a keg corrected or ended.
+// A change is one request to the journal and, once done is closed, its outcome: a pour, a delete, a keg put on tap,
+// or a keg corrected or ended.
 type change struct {
 	pour    pour      // the pour to store; once done, the pour stored, or found again
 	delete  int64     // the id of the pour to delete, or 0
@@ -101,21 +99,19 @@ type change struct {
 	kegID   int64     // the id of the keg to correct or end, or 0
 	patch   *kegPatch // the correction or the end of keg kegID
 	outcome outcome   //
-	view    kegView   // once done, the keg as the change left it
+	view    *kegView  // once done, the keg as the change left it
 	err     error     // why it was refused
 	done    chan struct{}
 }
 
-// alone reports whether c is committed in a batch of its own, as a keg's
-// change is: it is decided against a store that holds every change before
-// it, and the pours decided before and after it are charged to the right keg.
+// alone reports whether c is committed in a batch of its own, as a keg's change is: it is decided against a store
+// that holds every change before it, and the pours decided before and after it are charged to the right keg.
 func (c *change) alone() bool { return c.keg != nil || c.kegID != 0 }
 
 var errStopped = errors.New("the server is shutting down and did not store this change: send it again once it is back")
 
-// openJournal replays the journal at path (none for memoryOnly) into s and
-// starts the writer; close stops it. A second server on the same path is
-// refused, through a lock on path.lock.
+// openJournal replays the journal at path (none for memoryOnly) into s and starts the writer; close stops it. A
+// second server on the same path is refused, through a lock on path.lock.
 func openJournal(path string, s *store, publish func(event), log *slog.Logger, now func() time.Time) (*journal, error) {
 	j := &journal{store: s, publish: publish, log: log, now: now, compactAt: compactMin,
 		changes: make(chan *change, maxBatch), done: make(chan struct{}),
@@ -141,8 +137,8 @@ func (j *journal) delete(id int64) *change {
 	return j.submit(&change{delete: id})
 }
 
-// submit hands c to the writer, which commits it in one batch with every
-// change that waits, to share one fsync, and returns c once it is decided.
+// submit hands c to the writer, which commits it in one batch with every change that waits, to share one fsync, and
+// returns c once it is decided.
 func (j *journal) submit(c *change) *change {
 	c.done = make(chan struct{})
 	j.mu.RLock()
@@ -191,8 +187,8 @@ func (j *journal) run() {
 	}
 }
 
-// commit decides every change of batch, writes and syncs their records,
-// and only then applies them to the store and answers them.
+// commit decides every change of batch, writes and syncs their records, and only then applies them to the store and
+// answers them.
 func (j *journal) commit(batch []*change) {
 	var lines []byte
 	for _, c := range batch {
@@ -215,8 +211,8 @@ func (j *journal) commit(batch []*change) {
 	}
 }
 
-// decide works out c's outcome against the store and the changes before
-// it in the same batch, and appends its record to lines.
+// decide works out c's outcome against the store and the changes before it in the same batch, and appends its record
+// to lines.
 func (j *journal) decide(c *change, lines []byte) []byte {
 	if err := j.failure(); err != nil {
 		c.outcome, c.err = refused, err
@@ -252,15 +248,13 @@ func (j *journal) decide(c *change, lines []byte) []byte {
 	return j.appendRecord(lines, record{Op: "pour", Pour: &c.pour})
 }
 
-// stamp returns the time of a change: now, but never before the change
-// before it, whatever the clock does.
+// stamp returns the time of a change: now, but never before the change before it, whatever the clock does.
 func (j *journal) stamp() stamp {
 	j.lastAt = max(j.lastAt, stamp(j.now().UnixMilli()))
 	return j.lastAt
 }
 
-// decideDelete decides the delete c: the pour must be stored, and not
-// deleted by a change before it in the batch.
+// decideDelete decides the delete c: the pour must be stored, and not deleted by a change before it in the batch.
 func (j *journal) decideDelete(c *change, lines []byte) []byte {
 	if _, ok := j.store.find(c.delete); !ok || j.deleting[c.delete] {
 		c.outcome = notFound
@@ -271,8 +265,7 @@ func (j *journal) decideDelete(c *change, lines []byte) []byte {
 	return j.appendRecord(lines, record{Op: "delete", ID: c.delete})
 }
 
-// decideKeg decides the correction or the end of a keg, which must be on
-// its tap.
+// decideKeg decides the correction or the end of a keg, which must be on its tap.
 func (j *journal) decideKeg(c *change, lines []byte) []byte {
 	switch k := j.store.keg(c.kegID); {
 	case k == nil:
@@ -315,8 +308,8 @@ func (j *journal) write(lines []byte) error {
 	return nil
 }
 
-// fail makes every later change fail: after a failed write or fsync only a
-// restart, which replays what is really on disk, can tell what was kept.
+// fail makes every later change fail: after a failed write or fsync only a restart, which replays what is really on
+// disk, can tell what was kept.
 func (j *journal) fail(err error) {
 	err = fmt.Errorf("the journal cannot be written (%w), so nothing was stored: "+
 		"the operator must fix the disk and restart the server", err)
@@ -332,8 +325,8 @@ func (j *journal) failure() error {
 	return nil
 }
 
-// open takes the journal's lock, removes what an interrupted compaction
-// left, replays the journal into the store and compacts it when worth it.
+// open takes the journal's lock, removes what an interrupted compaction left, replays the journal into the store and
+// compacts it when worth it.
 func (j *journal) open() (err error) {
 	if j.lock, err = os.OpenFile(j.path+".lock", os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		return err
@@ -359,8 +352,7 @@ func (j *journal) open() (err error) {
 	return nil
 }
 
-// replay opens the journal file and applies every record in it to the
-// store, through store.load.
+// replay opens the journal file and applies every record in it to the store, through store.load.
 func (j *journal) replay() (err error) {
 	if j.file, err = os.OpenFile(j.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
 		return err
@@ -378,10 +370,9 @@ func (j *journal) replay() (err error) {
 	return err
 }
 
-// replayLines reads the journal file's lines and applies each. A last line
-// that a crash tore is cut off; any other bad line stops the start-up.
-// Lines are decoded 4096 at a time, a share to a goroutine a core (half
-// the time on two cores), and applied in order.
+// replayLines reads the journal file's lines and applies each. A last line that a crash tore is cut off; any other
+// bad line stops the start-up. Lines are decoded 4096 at a time, a share to a goroutine a core (half the time on two
+// cores), and applied in order.
 func (j *journal) replayLines() error {
 	r := bufio.NewReaderSize(j.file, 1<<20)
 	var size, lastPour int64 // bytes before the line being applied; the id of the last pour
@@ -440,8 +431,8 @@ func decodeRecords(lines [][]byte) ([]record, []error) {
 	return recs, errs
 }
 
-// cutTornLine cuts off the journal's last line, number line at size bytes,
-// which a crash tore before it was acknowledged.
+// cutTornLine cuts off the journal's last line, number line at size bytes, which a crash tore before it was
+// acknowledged.
 func (j *journal) cutTornLine(line int, size int64, data []byte, why error) error {
 	err := j.file.Truncate(size)
 	if err == nil {
@@ -455,8 +446,8 @@ func (j *journal) cutTornLine(line int, size int64, data []byte, why error) erro
 	return nil
 }
 
-// replayRecord checks one record against the store and returns the
-// changes it stands for. lastPour is the id of the last pour read.
+// replayRecord checks one record against the store and returns the changes it stands for. lastPour is the id of the
+// last pour read.
 func (j *journal) replayRecord(rec record, lastPour *int64) ([]*change, error) {
 	switch rec.Op {
 	case "lastId":
@@ -533,11 +524,9 @@ func (j *journal) worthCompacting() bool {
 	return j.records >= j.compactAt && j.records-needed > j.records/2
 }
 
-// compact rewrites the journal to hold only what a replay needs (see
-// writeKept). It writes a temporary file beside the journal, syncs it,
-// renames it over the journal and syncs the folder, so that a crash at any
-// moment leaves the old journal or the new one whole. Changes wait
-// meanwhile; reads do not.
+// compact rewrites the journal to hold only what a replay needs (see writeKept). It writes a temporary file beside
+// the journal, syncs it, renames it over the journal and syncs the folder, so that a crash at any moment leaves the
+// old journal or the new one whole. Changes wait meanwhile; reads do not.
 func (j *journal) compact() {
 	start := time.Now()
 	f, records, err := j.writeCompacted()
@@ -556,9 +545,8 @@ func (j *journal) compact() {
 	j.log.Info("compacted the journal", "file", j.path, "records", records, "bytes", size, "duration", time.Since(start))
 }
 
-// writeCompacted writes the compacted journal to a new file, with the old
-// one's mode, and renames it over the old one. It returns the new file,
-// open for appending, and how many records it holds.
+// writeCompacted writes the compacted journal to a new file, with the old one's mode, and renames it over the old
+// one. It returns the new file, open for appending, and how many records it holds.
 func (j *journal) writeCompacted() (*os.File, int, error) {
 	info, err := j.file.Stat()
 	if err != nil {
@@ -580,10 +568,9 @@ func (j *journal) writeCompacted() (*os.File, int, error) {
 	return f, records, nil
 }
 
-// writeKept writes to f, with mode perm, what a replay needs: the highest
-// pour id issued, every keg, the stored pours, the deleted ones that had a
-// pourId, and the number of the last change; then syncs it. Encoding never
-// fails, and the bufio.Writer keeps its first error for Flush to return.
+// writeKept writes to f, with mode perm, what a replay needs: the highest pour id issued, every keg, the stored
+// pours, the deleted ones that had a pourId, and the number of the last change; then syncs it. Encoding never fails,
+// and the bufio.Writer keeps its first error for Flush to return.
 func (j *journal) writeKept(f *os.File, perm os.FileMode) (int, error) {
 	if err := f.Chmod(perm); err != nil { // not CreateTemp's 0600
 		return 0, err

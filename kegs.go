@@ -24,8 +24,7 @@ type kegInfo struct {
 	Ended    stamp    `json:"endedAt,omitempty"` // when it came off, or 0 while on tap
 }
 
-// A keg is a keg on a tap, or that was, as the journal records it; the
-// store adds what its pours served.
+// A keg is a keg on a tap, or that was, as the journal records it; the store adds what its pours served.
 type keg struct {
 	kegInfo
 	Level  float64 `json:"level"` // what it would hold had none of its pours been served
@@ -61,17 +60,15 @@ const (
 	defaultLow = 15        // the percent at which a keg is low, unless lowAt says
 )
 
-// level returns what remains in k, in microlitres and as a percent of its
-// size, and whether it is low or empty.
+// level returns what remains in k, in microlitres and as a percent of its size, and whether it is low or empty.
 func (k *keg) level() (remaining int64, percent float64, low, empty bool) {
 	remaining = min(microlitres(k.Size), max(0, microlitres(k.Level)-k.served))
 	percent = math.Round(float64(remaining)/k.Size) / 10 // microlitres a millilitre of size: a tenth of a percent
 	return remaining, percent, percent <= k.LowAt && remaining > 0, remaining == 0
 }
 
-// view returns k as the API shows it at now, when recent microlitres were
-// poured from it in the hour before: it runs out when the rest is poured
-// at that pace.
+// view returns k as the API shows it at now, when recent microlitres were poured from it in the hour before: it runs
+// out when the rest is poured at that pace.
 func (k *keg) view(recent int64, now stamp) kegView {
 	remaining, percent, low, empty := k.level()
 	v := kegView{kegInfo: k.kegInfo, Served: float64(k.served) / 1000, Remaining: float64(remaining) / 1000,
@@ -107,8 +104,8 @@ func (k *keg) set(p *kegPatch) {
 	k.Ended = max(k.Ended, p.Ended)
 }
 
-// charge charges microlitres to k (by 1), or gives them back (by -1). It
-// returns the alert, low or empty, when a charge took it there.
+// charge charges microlitres to k (by 1), or gives them back (by -1). It returns the alert, low or empty, when a
+// charge took it there.
 func (k *keg) charge(microlitres int64, by int) string {
 	_, _, wasLow, wasEmpty := k.level()
 	k.served += int64(by) * microlitres
@@ -127,7 +124,8 @@ func (k *keg) charge(microlitres int64, by int) string {
 var (
 	kegShape = shape{noun: "keg", names: []string{"tapId", "beverage", "size", "remaining", "lowAt"},
 		example: `{"tapId":3,"beverage":{"name":"Pilsner Urquell"},"size":50000}`}
-	patchShape    = shape{noun: "keg change", example: `{"remaining":20000}`, names: []string{"remaining", "lowAt", "beverage"}}
+	patchShape = shape{noun: "keg change", example: `{"remaining":20000}`,
+		names: []string{"remaining", "lowAt", "beverage"}}
 	beverageShape = shape{noun: "beverage", names: []string{"name", "brewery", "style", "abv"},
 		example: `{"name":"Pilsner Urquell","brewery":"Plzeňský Prazdroj","style":"Czech pilsner","abv":4.4}`}
 )
@@ -140,8 +138,7 @@ const (
 	useLowAt     = "the percent at or below which it is low, from 0 to 100"
 )
 
-// parseKeg reads a keg to put on tap from a POST body, as parsePour reads
-// a pour.
+// parseKeg reads a keg to put on tap from a POST body, as parsePour reads a pour.
 func parseKeg(body []byte) (keg, error) {
 	f, err := kegShape.parse(body)
 	if err != nil {
@@ -203,9 +200,8 @@ func (f *fields) checkLowAt(lowAt float64) {
 	}
 }
 
-// beverage reads the field beverage: an object whose name has 1 to
-// maxName characters, brewery and style at most maxName, none a control
-// character, and whose abv is from 0 to 100.
+// beverage reads the field beverage: an object whose name has 1 to maxName characters, brewery and style at most
+// maxName, none a control character, and whose abv is from 0 to 100.
 func (f *fields) beverage(required bool) (beverage, bool) {
 	raw, ok := f.get("beverage", "an object", useBeverage, required)
 	if !ok {
@@ -262,7 +258,7 @@ func handleStartKeg(j *journal, a *auth) apiFunc {
 		}
 		w.Header().Set("Location", "/api/kegs/"+strconv.FormatInt(c.view.ID, 10))
 		annotate(w, slog.Int64("keg", c.view.ID), slog.Int64("tap", c.view.Tap))
-		writeJSON(w, http.StatusCreated, map[string]kegView{"keg": c.view})
+		writeJSON(w, http.StatusCreated, map[string]*kegView{"keg": c.view})
 		return nil
 	}
 }
@@ -339,7 +335,7 @@ func handleChangeKeg(s *store, j *journal, a *auth, end bool) apiFunc {
 				"keg %d has come off tap %d: an ended keg does not change; put a new keg on the tap instead", id, k.Tap)
 		}
 		annotate(w, slog.Int64("keg", id))
-		writeJSON(w, http.StatusOK, map[string]kegView{"keg": c.view})
+		writeJSON(w, http.StatusOK, map[string]*kegView{"keg": c.view})
 		return nil
 	}
 }

@@ -1,5 +1,5 @@
-// Altair is the tap server: taps report every pour; it works out the glass, keeps the pours in a journal, serves
-// them over a REST API, and pushes every pour and a periodic report to every subscriber over WebSocket.
+// Altair is the tap server: taps report every pour; it works out the glass, keeps the pours in a journal, serves them
+// over a REST API, and pushes every pour and a periodic report to every subscriber over WebSocket.
 package main
 
 import (
@@ -179,8 +179,8 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	return nil
 }
 
-// shutdown lets the requests in flight finish, then closes every subscriber with 1001 (stopHub), waiting
-// shutdownWait at most for each.
+// shutdown lets the requests in flight finish, then closes every subscriber with 1001 (stopHub), waiting shutdownWait
+// at most for each.
 func shutdown(ctx context.Context, log *slog.Logger, srv *http.Server, h *hub, stopHub func()) {
 	log.Info("shutting down")
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
@@ -268,8 +268,8 @@ func newHandler(log *slog.Logger, cfg config, s *store, j *journal, h *hub) http
 	return logRequests(log, requests, checkOrigin(cfg.allowedOrigins, mux))
 }
 
-// handleHealth answers 200 while the server can store pours, and 503 once its journal cannot be written, so
-// that a supervisor restarts it.
+// handleHealth answers 200 while the server can store pours, and 503 once its journal cannot be written, so that a
+// supervisor restarts it.
 func handleHealth(j *journal) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := j.failure(); err != nil {
@@ -280,8 +280,8 @@ func handleHealth(j *journal) http.HandlerFunc {
 	}
 }
 
-// stats is what GET /debug/stats answers: numbers for operators, and for the load tool, which checks memory
-// and goroutines against its targets.
+// stats is what GET /debug/stats answers: numbers for operators, and for the load tool, which checks memory and
+// goroutines against its targets.
 type stats struct {
 	Goroutines  int    `json:"goroutines"`
 	Subscribers int64  `json:"subscribers"` // WebSocket subscribers connected now

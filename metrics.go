@@ -35,8 +35,8 @@ type routeCount struct {
 	duration histogram
 }
 
-// requestCounts counts every request by the route that took it: every route is there before the server
-// serves, so counting takes no lock.
+// requestCounts counts every request by the route that took it: every route is there before the server serves, so
+// counting takes no lock.
 type requestCounts map[string]*routeCount
 
 func (c requestCounts) count(pattern string, status int, d time.Duration) {

@@ -39,8 +39,8 @@ func (f apiFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// strict refuses a request whose query is malformed, names a parameter that is not one of names (or token,
-// which auth answers), or names one twice: a typo must not widen what it asks for.
+// strict refuses a request whose query is malformed, names a parameter that is not one of names (or token, which auth
+// answers), or names one twice: a typo must not widen what it asks for.
 func strict(next http.Handler, names ...string) apiFunc {
 	takes := cmp.Or(strings.Join(names, ", "), "none")
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -165,16 +165,16 @@ func kindOf(raw []byte) string {
 	return cmp.Or(kinds[raw[0]], "a number")
 }
 
-// fields are the raw values of an object's fields, read one by one. The first that is missing or of a wrong
-// JSON type is a 400 (err); values out of range are problems, which together are a 422.
+// fields are the raw values of an object's fields, read one by one. The first that is missing or of a wrong JSON type
+// is a 400 (err); values out of range are problems, which together are a 422.
 type fields struct {
 	raw      map[string]json.RawMessage
 	err      error
 	problems []string
 }
 
-// get returns the value of the field name when it is of the JSON type kind; what says what it should be. A
-// required field that is missing, or a field of another type, is a 400; an optional one may be null.
+// get returns the value of the field name when it is of the JSON type kind; what says what it should be. A required
+// field that is missing, or a field of another type, is a 400; an optional one may be null.
 func (f *fields) get(name, kind, what string, required bool) (json.RawMessage, bool) {
 	raw, ok := f.raw[name]
 	switch {
@@ -257,8 +257,8 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, e.Status, e)
 }
 
-// handleNoRoute, the mux's catch-all, answers what no route takes as JSON like every other error: 405 with an
-// Allow header when the path takes other methods, or 404.
+// handleNoRoute, the mux's catch-all, answers what no route takes as JSON like every other error: 405 with an Allow
+// header when the path takes other methods, or 404.
 func handleNoRoute(mux *http.ServeMux) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var allow []string
@@ -302,9 +302,9 @@ func annotate(w http.ResponseWriter, attrs ...slog.Attr) {
 	}
 }
 
-// logRequests counts every request, and logs a line once it is answered (a WebSocket's, 101, once its handshake
-// is done; a 5xx as an error): status, method, path and query with any token hidden, remote address, duration,
-// and what the handler added (the pour stored or deleted, why a 4xx was refused).
+// logRequests counts every request, and logs a line once it is answered (a WebSocket's, 101, once its handshake is
+// done; a 5xx as an error): status, method, path and query with any token hidden, remote address, duration, and what
+// the handler added (the pour stored or deleted, why a 4xx was refused).
 func logRequests(log *slog.Logger, requests requestCounts, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

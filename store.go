@@ -10,21 +10,16 @@ import (
 	"time"
 )
 
-// A store holds in memory every pour that reached the journal, by value in
-// one slice, in id order. A pour never changes once added: a delete takes
-// it out of the indexes, which hold positions in that slice. So a million
-// pours are a few large blocks, with nothing for the garbage collector to
-// follow but pourIds.
+// A store holds in memory every pour that reached the journal, by value in one slice, in id order. A pour never
+// changes once added: a delete takes it out of the indexes, which hold positions in that slice. So a million pours
+// are a few large blocks, with nothing for the garbage collector to follow but pourIds.
 //
-// Only this file takes the store's lock. The journal's writer is the only
-// writer: it reads without the lock, and changes the store through apply
-// and load, which take it.
+// Only this file takes the store's lock. The journal's writer is the only writer: it reads without the lock, and
+// changes the store through apply and load, which take it.
 type store struct {
-	// mu guards the fields below and orders every subscriber's stream, which
-	// is consistent: a report counts exactly the changes whose events came
-	// before it. apply publishes a batch's events holding mu for writing;
-	// stream takes a report and its place in the stream holding it for
-	// reading. So the two never interleave.
+	// mu guards the fields below and orders every subscriber's stream, which is consistent: a report counts exactly
+	// the changes whose events came before it. apply publishes a batch's events holding mu for writing; stream takes
+	// a report and its place in the stream holding it for reading. So the two never interleave.
 	mu          sync.RWMutex
 	pours       []pour           // every pour since start-up, deleted ones too
 	deleted     []bool           // which of pours are deleted
@@ -55,8 +50,8 @@ type counts struct {
 	microlitres int64
 }
 
-// An index lists positions in store.pours in ascending order: all of
-// them, and by glass, so that any page of any filter is a slice of one.
+// An index lists positions in store.pours in ascending order: all of them, and by glass, so that any page of any
+// filter is a slice of one.
 type index struct {
 	all         []int32
 	byGlass     [glassCount][]int32
@@ -79,43 +74,40 @@ func newStore(now func() time.Time, kept int) *store {
 		pourIDs: pourIndex{seed: maphash.MakeSeed(), slots: make([]int32, 1024)}}
 }
 
-// apply applies a batch that the journal has committed, and publishes the
-// events of its changes in order, under the lock (see mu). Each event is
-// a change, numbered by seq. Replay applies the journal's records with it
-// too, so that a change means the same, and has the same number, whether
-// it comes live or from the journal.
+// apply applies a batch that the journal has committed, and publishes the events of its changes in order, under the
+// lock (see mu). Each event is a change, numbered by seq. Replay applies the journal's records with it too, so that a
+// change means the same, and has the same number, whether it comes live or from the journal.
 func (s *store) apply(batch []*change, publish func(event)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	emit := func(e event) {
+		s.seq++
+		e.Seq = s.seq
+		s.remember(e)
+		publish(e)
+	}
 	for _, c := range batch {
-		for _, e := range s.take(c) {
-			s.seq++
-			e.Seq = s.seq
-			s.remember(e)
-			publish(e)
-		}
+		s.take(c, emit)
 	}
 }
 
-// renumber sets the number of the last change, which a compacted journal
-// records, and forgets the history before it.
+// renumber sets the number of the last change, which a compacted journal records, and forgets the history before it.
 func (s *store) renumber(seq int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq, s.history = seq, nil
 }
 
-// held returns the numbers of the first and the last change whose events
-// the store holds; first is last+1 when it holds none.
+// held returns the numbers of the first and the last change whose events the store holds; first is last+1 when it
+// holds none.
 func (s *store) held() (first, last int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.seq - int64(len(s.history)) + 1, s.seq
 }
 
-// stream calls f, under the lock (see mu), with the events a stream
-// starts with: the changes after change after, or a report of the store
-// when after is nil. It is false when the store no longer holds them all.
+// stream calls f, under the lock (see mu), with the events a stream starts with: the changes after change after, or a
+// report of the store when after is nil. It is false when the store no longer holds them all.
 func (s *store) stream(after *int64, f func(first []event)) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -137,10 +129,8 @@ func (s *store) stream(after *int64, f func(first []event)) bool {
 	return true
 }
 
-// A past change is what the history keeps of one, in a few bytes rather
-// than a whole event, as it keeps CHANGES_KEPT of them: the event of a
-// keg's change, or else the position of the pour stored, or else the id
-// of the pour deleted.
+// A past change is what the history keeps of one, in a few bytes rather than a whole event, as it keeps CHANGES_KEPT
+// of them: the event of a keg's change, or else the position of the pour stored, or else the id of the pour deleted.
 type past struct {
 	keg     *event
 	pour    int32 // -1 for none
@@ -175,18 +165,20 @@ func (p past) event(pours []pour, seq int64) event {
 	return event{Event: "deleted", Seq: seq, ID: p.deleted}
 }
 
-// take applies one committed change, and returns its events.
-func (s *store) take(c *change) []event {
+// take applies one committed change, and emits its events.
+func (s *store) take(c *change, emit func(event)) {
 	switch c.outcome {
 	case stored:
 		if c.keg != nil {
-			return s.start(*c.keg, c)
+			s.start(*c.keg, c, emit)
+			return
 		}
 		s.add(c.pour)
-		return append([]event{{Event: "pour", Pour: &c.pour}}, s.charge(c.pour, 1)...)
+		emit(event{Event: "pour", Pour: &c.pour})
+		s.charge(c.pour, 1, emit)
 	case deleted:
-		s.charge(s.remove(c.delete), -1)
-		return []event{{Event: "deleted", ID: c.delete}}
+		s.charge(s.remove(c.delete), -1, emit)
+		emit(event{Event: "deleted", ID: c.delete})
 	case updated:
 		k := s.kegs[c.kegID-1]
 		k.set(c.patch)
@@ -195,48 +187,46 @@ func (s *store) take(c *change) []event {
 			delete(s.onTap, k.Tap)
 			change = "ended"
 		}
-		return []event{s.kegEvent(change, k, c)}
+		emit(s.kegEvent(change, k, c))
 	}
-	return nil
 }
 
-// start puts k on its tap, ending the keg that was on it, unless k has
-// ended already (a compacted journal holds every keg).
-func (s *store) start(k keg, c *change) []event {
-	var events []event
+// start puts k on its tap, ending the keg that was on it, unless k has ended already (a compacted journal holds every
+// keg).
+func (s *store) start(k keg, c *change, emit func(event)) {
 	if old := s.onTap[k.Tap]; old != nil && k.Ended == 0 {
 		old.Ended = k.Started
-		events = append(events, s.kegEvent("ended", old, nil))
+		emit(s.kegEvent("ended", old, nil))
 	}
 	s.kegs = append(s.kegs, &k)
 	if k.Ended == 0 {
 		s.onTap[k.Tap] = &k
 	}
-	return append(events, s.kegEvent("started", &k, c))
+	emit(s.kegEvent("started", &k, c))
 }
 
-// charge charges p to its keg (by 1) or gives it back (by -1), and returns
-// the keg's alert when that took it low or empty.
-func (s *store) charge(p pour, by int) []event {
+// charge charges p to its keg (by 1) or gives it back (by -1), and emits the keg's alert when that took it low or
+// empty.
+func (s *store) charge(p pour, by int, emit func(event)) {
 	if p.Keg == 0 {
-		return nil
+		return
 	}
 	k := s.kegs[p.Keg-1]
 	alert := k.charge(microlitres(p.Volume), by)
 	if alert == "" {
-		return nil
+		return
 	}
 	if !s.loading {
 		s.since.alerts[alert]++
 	}
-	return []event{s.kegEvent(alert, k, nil)}
+	emit(s.kegEvent(alert, k, nil))
 }
 
 // kegEvent is the event of a change to k; c, if any, answers with k.
 func (s *store) kegEvent(change string, k *keg, c *change) event {
 	view := s.view(k)
 	if c != nil {
-		c.view = view
+		c.view = &view
 	}
 	return event{Event: "keg", Change: change, Keg: &view}
 }
@@ -255,8 +245,7 @@ func (s *store) view(k *keg) kegView {
 	return k.view(recent, now)
 }
 
-// keg returns the keg with the given id, or nil. The caller holds mu or is
-// the journal's writer.
+// keg returns the keg with the given id, or nil. The caller holds mu or is the journal's writer.
 func (s *store) keg(id int64) *keg {
 	if id < 1 || id > int64(len(s.kegs)) {
 		return nil
@@ -264,8 +253,7 @@ func (s *store) keg(id int64) *keg {
 	return s.kegs[id-1]
 }
 
-// kegOn returns the id of the keg on tap, or 0. The caller holds mu or is
-// the journal's writer.
+// kegOn returns the id of the keg on tap, or 0. The caller holds mu or is the journal's writer.
 func (s *store) kegOn(tap int64) int64 {
 	if k := s.onTap[tap]; k != nil {
 		return k.ID
@@ -273,12 +261,11 @@ func (s *store) kegOn(tap int64) int64 {
 	return 0
 }
 
-// kegCount returns how many kegs were ever put on a tap. The caller holds
-// mu or is the journal's writer.
+// kegCount returns how many kegs were ever put on a tap. The caller holds mu or is the journal's writer.
 func (s *store) kegCount() int64 { return int64(len(s.kegs)) }
 
-// kegPage returns the kegs that f selects by tap and onTap, oldest first,
-// from offset on, at most limit of them, and how many match in all.
+// kegPage returns the kegs that f selects by tap and onTap, oldest first, from offset on, at most limit of them, and
+// how many match in all.
 func (s *store) kegPage(f filter, offset, limit int) ([]kegView, int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -325,8 +312,8 @@ func (s *store) counters() sinceStart {
 	return sinceStart{maps.Clone(s.since.taps), s.since.deletes, maps.Clone(s.since.alerts)}
 }
 
-// tapSums returns, for each tap with a stored pour or a keg, its pours,
-// their volume, when the last was stored, and its keg.
+// tapSums returns, for each tap with a stored pour or a keg, its pours, their volume, when the last was stored, and
+// its keg.
 func (s *store) tapSums() map[int64]tapInfo {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -353,8 +340,8 @@ func (s *store) get(id int64) (pour, bool) {
 	return pour{}, false
 }
 
-// page returns the pours matching f, oldest first, from offset on, at
-// most limit of them, and how many pours match in all.
+// page returns the pours matching f, oldest first, from offset on, at most limit of them, and how many pours match in
+// all.
 func (s *store) page(f filter, offset, limit int) ([]pour, int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -362,8 +349,8 @@ func (s *store) page(f filter, offset, limit int) ([]pour, int) {
 	return s.copyOut(list[min(offset, len(list)):], limit), len(list)
 }
 
-// after returns the pours matching f whose id is after id, at most limit
-// of them, and the names of the beverages of their kegs, by keg id.
+// after returns the pours matching f whose id is after id, at most limit of them, and the names of the beverages of
+// their kegs, by keg id.
 func (s *store) after(f filter, id int64, limit int) ([]pour, map[int64]string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -385,9 +372,8 @@ func (s *store) copyOut(list []int32, limit int) []pour {
 	return page
 }
 
-// matching returns the positions of the pours that match f. Pours are
-// stored in time order, so a time range is found by binary search. The
-// caller holds mu.
+// matching returns the positions of the pours that match f. Pours are stored in time order, so a time range is found
+// by binary search. The caller holds mu.
 func (s *store) matching(f filter) []int32 {
 	if f.keg != 0 { // the keg's pours are among its tap's
 		k := s.keg(f.keg)
@@ -419,15 +405,15 @@ func (s *store) matching(f filter) []int32 {
 	return list[min(start, end):end]
 }
 
-// find returns the position of the pour with the given id, and whether it
-// is stored. The caller holds mu or is the journal's writer.
+// find returns the position of the pour with the given id, and whether it is stored. The caller holds mu or is the
+// journal's writer.
 func (s *store) find(id int64) (int32, bool) {
 	i, ok := slices.BinarySearchFunc(s.pours, id, func(p pour, id int64) int { return cmp.Compare(p.ID, id) })
 	return int32(i), ok && !s.deleted[i]
 }
 
-// byPourID returns the pour, stored or deleted, that tap sent under
-// pourID. The caller holds mu or is the journal's writer.
+// byPourID returns the pour, stored or deleted, that tap sent under pourID. The caller holds mu or is the journal's
+// writer.
 func (s *store) byPourID(key pourKey) (pour, bool) {
 	return s.pourIDs.find(s.pours, key)
 }
@@ -464,8 +450,7 @@ func (s *store) index(i int32) {
 	}
 }
 
-// remove deletes the stored pour with the given id, and returns it. The
-// caller holds mu.
+// remove deletes the stored pour with the given id, and returns it. The caller holds mu.
 func (s *store) remove(id int64) pour {
 	i, _ := s.find(id)
 	p := s.pours[i]
@@ -489,10 +474,8 @@ func (s *store) remove(id int64) pour {
 	return p
 }
 
-// load replays the journal into the empty store: replay applies every
-// record, and the stored pours are indexed in one pass at the end, which
-// makes the deletes of a long journal cheap. room is how many pours the
-// journal may hold.
+// load replays the journal into the empty store: replay applies every record, and the stored pours are indexed in one
+// pass at the end, which makes the deletes of a long journal cheap. room is how many pours the journal may hold.
 func (s *store) load(room int, replay func() error) error {
 	s.pours, s.deleted = make([]pour, 0, room), make([]bool, 0, room)
 	s.loading = true
@@ -508,13 +491,12 @@ func (s *store) load(room int, replay func() error) error {
 	return err
 }
 
-// kept returns how many pours a compacted journal keeps: the stored ones,
-// and the deleted ones that had a pourId. The caller is the journal's writer.
+// kept returns how many pours a compacted journal keeps: the stored ones, and the deleted ones that had a pourId. The
+// caller is the journal's writer.
 func (s *store) kept() int { return len(s.stored.all) + s.graves }
 
-// eachKept calls kegs with every keg, then pours with every pour a
-// compacted journal keeps, in id order, and whether it is stored. The
-// caller is the journal's writer.
+// eachKept calls kegs with every keg, then pours with every pour a compacted journal keeps, in id order, and whether
+// it is stored. The caller is the journal's writer.
 func (s *store) eachKept(kegs func(*keg), pours func(p *pour, stored bool)) {
 	for _, k := range s.kegs {
 		kegs(k)
@@ -531,8 +513,7 @@ func (s *store) eachKept(kegs func(*keg), pours func(p *pour, stored bool)) {
 	}
 }
 
-// lastSeq returns the number of the last change. The caller is the
-// journal's writer.
+// lastSeq returns the number of the last change. The caller is the journal's writer.
 func (s *store) lastSeq() int64 { return s.seq }
 
 // microlitres converts a volume, so that sums stay exact as pours come and go.
@@ -544,11 +525,10 @@ type pourKey struct {
 	pourID string
 }
 
-// A pourIndex finds pours by their tap and pourId. It is a hash table of
-// positions in store.pours, plus one so that 0 is a free slot, at most
-// half full and probed linearly. A map would hold a string for every pour,
-// and take four times the memory (BENCHMARKS.md). Nothing is ever taken
-// out, as a pourId stays taken for good, so a probe never meets a hole.
+// A pourIndex finds pours by their tap and pourId. It is a hash table of positions in store.pours, plus one so that 0
+// is a free slot, at most half full and probed linearly. A map would hold a string for every pour, and take four
+// times the memory (BENCHMARKS.md). Nothing is ever taken out, as a pourId stays taken for good, so a probe never
+// meets a hole.
 type pourIndex struct {
 	seed  maphash.Seed
 	slots []int32 // a power of two of them

@@ -29,8 +29,8 @@ func newPresence(now func() time.Time) *presence {
 		taps: make(map[int64]*tapStatus), conns: make(map[int64]int)}
 }
 
-// change counts one subscriber of tap in (by 1) or out (by -1), and returns the tap's status when that took it
-// online or offline.
+// change counts one subscriber of tap in (by 1) or out (by -1), and returns the tap's status when that took it online
+// or offline.
 func (p *presence) change(tap int64, by int) (tapStatus, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -51,8 +51,8 @@ type tapInfo struct {
 	Keg      *kegView `json:"keg,omitempty"`      // the keg on it
 }
 
-// handleTaps answers every tap the server knows, by id: those with a stored pour, a token, or a subscriber
-// since start-up.
+// handleTaps answers every tap the server knows, by id: those with a stored pour, a token, or a subscriber since
+// start-up.
 func handleTaps(s *store, p *presence, a *auth) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		known := make(map[int64]tapInfo)
