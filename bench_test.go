@@ -13,18 +13,27 @@ import (
 )
 
 // BenchmarkPost measures POST /api/beers through a real server on loopback
-// from 64 concurrent clients, with the journal on disk and in memory only.
-// Compare the two in one run:
+// from 64 concurrent clients: in memory only, in memory with a keg on every
+// tap the pours are charged to, and with the journal on disk. Compare them
+// in one run:
 //
 //	go test -run '^$' -bench 'Post$' -benchtime 5s -count 3
 func BenchmarkPost(b *testing.B) {
-	for _, mode := range []string{"memory", "journal"} {
+	for _, mode := range []string{"memory", "kegs", "journal"} {
 		b.Run(mode, func(b *testing.B) {
 			data := memoryOnly
 			if mode == "journal" {
 				data = filepath.Join(b.TempDir(), "beers.jsonl")
 			}
 			ts := startServer(b, "DATA_FILE="+data)
+			for tap := 1; mode == "kegs" && tap <= 8; tap++ { // a 2,000 l keg on every tap poured on
+				body := fmt.Sprintf(`{"tapId":%d,"beverage":{"name":"Lager"},"size":2000000}`, tap)
+				if resp, err := http.Post(ts.url+"/api/kegs", "application/json", strings.NewReader(body)); err != nil {
+					b.Fatal(err)
+				} else {
+					resp.Body.Close()
+				}
+			}
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 			var seq atomic.Int64
 			b.SetParallelism(64 / max(1, runtime.GOMAXPROCS(0)))
