@@ -518,24 +518,11 @@ function openKegForm(slot, opener, tap) {
   showOther();
   f.size.addEventListener("change", showOther);
   form.querySelector(".cancel").addEventListener("click", () => closeForm(true));
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
+  showForm(slot, opener, form, () => {
     const body = kegBody(form, tap);
-    if (body.problem) return showErrors(form, { message: body.problem });
-    const button = form.querySelector("[type=submit]");
-    button.disabled = true;
-    try {
-      await send("POST", "/api/kegs", body);
-      closeForm(true);
-    } catch (err) {
-      showErrors(form, err);
-    } finally {
-      button.disabled = false;
-    }
+    if (body.problem) throw { message: body.problem };
+    return send("POST", "/api/kegs", body);
   });
-  escapeCloses(form);
-  slot.append(form);
-  openForm = { form, opener };
   (tap === null ? f.tapId : f.name).focus();
 }
 
@@ -567,12 +554,21 @@ function openLevelForm(slot, opener, keg) {
   form.querySelector(".unit").textContent = unitName();
   input.value = round1(fromML(keg.remaining));
   form.querySelector(".cancel").addEventListener("click", () => closeForm(true));
+  showForm(slot, opener, form, () => send("PATCH", `/api/kegs/${keg.id}`, { remaining: toML(input.value) }));
+  input.focus();
+  input.select();
+}
+
+// showForm puts form in slot, as the form open now, opened by opener. On
+// submit it runs request: the form closes once that is done, or shows the
+// server's errors beside what they are about.
+function showForm(slot, opener, form, request) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const button = form.querySelector("[type=submit]");
     button.disabled = true;
     try {
-      await send("PATCH", `/api/kegs/${keg.id}`, { remaining: toML(input.value) });
+      await request();
       closeForm(true);
     } catch (err) {
       showErrors(form, err);
@@ -583,8 +579,6 @@ function openLevelForm(slot, opener, keg) {
   escapeCloses(form);
   slot.append(form);
   openForm = { form, opener };
-  input.focus();
-  input.select();
 }
 
 // confirmIn puts a question in bar, in place of its buttons, with a
